@@ -1,0 +1,248 @@
+"""Build each lab's nbgrader source notebook from its reviewable text source.
+
+A lab is written as a jupytext percent script, ``solutions/<lab>/<lab>.py``; this module turns
+it into ``solutions/<lab>/<lab>.ipynb``, the notebook nbgrader releases to learners. Cell
+headers carry the grading metadata in a short form (see CONTRIBUTING.md)::
+
+    # %% exercise="char_tokenizer"                       a solution cell the learner fills in
+    # %% test="char_tokenizer" points=2 hint="..."       a test cell for that exercise
+    # %% [markdown] answer="risks" points=2              a written answer, graded by hand
+
+Every other cell is locked: nbgrader restores it from the source when grading, so the only
+code a learner controls is in exercise cells and in cells they add. The build also inserts
+the Colab setup cell and the launch badges, both generated from :mod:`course_utils.config`.
+The output is deterministic (cell ids come from grade ids), so ``build --check`` can tell
+whether a committed notebook is out of date.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import config
+
+SCHEMA_VERSION = 3
+KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+_ID = re.compile(r"^[A-Za-z0-9_]+$")
+_KEYS = {"exercise", "test", "answer", "points", "hint"}
+
+
+class AuthoringError(ValueError):
+    """A lab source breaks a rule of the authoring format; the message names the cell."""
+
+
+@dataclass
+class Built:
+    lab: str
+    path: Path
+    text: str  # the notebook as written to disk
+
+
+def setup_cell_source() -> str:
+    """The first code cell of every notebook: on Colab, install course_utils and widgets."""
+    return (
+        "# Setup: run this cell first. On Google Colab it installs the course's helper\n"
+        "# package (about a minute, once per session); anywhere else it does nothing.\n"
+        "import sys\n"
+        "\n"
+        'if "google.colab" in sys.modules:\n'
+        "    import subprocess\n"
+        "\n"
+        f'    target = "{config.pip_install_target()}"\n'
+        '    subprocess.run([sys.executable, "-m", "pip", "install", "-q", target], check=True)\n'
+        "    from google.colab import output\n"
+        "\n"
+        "    output.enable_custom_widget_manager()  # ipywidgets 8 widgets render on Colab"
+    )
+
+
+def badges(lab: str) -> str:
+    path = f"notebooks/{lab}/{lab}.ipynb"
+    return f"{config.colab_badge(path)} {config.binder_badge(path)}"
+
+
+def _nbgrader(**fields) -> dict:
+    meta = {"grade": False, "locked": False, "schema_version": SCHEMA_VERSION,
+            "solution": False, "task": False}
+    meta.update(fields)
+    return meta
+
+
+def _check_test_cell(source: str, where: str) -> None:
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as error:
+        raise AuthoringError(f"{where}: test cell does not parse: {error}") from None
+    if not tree.body:
+        raise AuthoringError(f"{where}: test cell is empty")
+    last = tree.body[-1]
+    # nbgrader gives partial credit when a test cell's last line evaluates to a number, and
+    # zero when anything is written to stderr: a test ends with a statement, not a value.
+    if isinstance(last, ast.Expr) and not isinstance(last.value, ast.Call):
+        raise AuthoringError(
+            f"{where}: a test cell must not end with a bare expression "
+            "(nbgrader would read its value as a partial score); end with print(...)"
+        )
+
+
+def build_notebook(source_path: Path):
+    """Read one lab source and return the nbgrader source notebook (an nbformat node)."""
+    import jupytext
+    import nbformat
+
+    source_path = Path(source_path)
+    lab = source_path.stem
+    text = source_path.read_text(encoding="utf-8")
+    nb = jupytext.reads(text, fmt="py:percent")
+    if not nb.cells or nb.cells[0].cell_type != "markdown":
+        raise AuthoringError(f"{source_path}: the first cell must be the markdown title")
+
+    cells = []
+    seen: set[str] = set()
+    current_exercise: str | None = None
+    tests_of: dict[str, int] = {}
+    counter = {"markdown": 0, "code": 0, "raw": 0}
+
+    def unique(grade_id: str, where: str) -> str:
+        if grade_id in seen:
+            raise AuthoringError(f"{where}: grade id {grade_id!r} is used twice")
+        seen.add(grade_id)
+        return grade_id
+
+    def plain(cell_type: str, source: str, *, locked: bool = True):
+        counter[cell_type] += 1
+        grade_id = unique(f"{cell_type[:2]}{counter[cell_type]:03d}", "cell")
+        maker = {
+            "markdown": nbformat.v4.new_markdown_cell,
+            "code": nbformat.v4.new_code_cell,
+            "raw": nbformat.v4.new_raw_cell,
+        }[cell_type]
+        cell = maker(source)
+        cell.id = grade_id
+        cell.metadata = {"nbgrader": _nbgrader(grade_id=grade_id, locked=locked)}
+        if cell_type == "code":
+            cell.metadata["editable"] = not locked
+            cell.metadata["deletable"] = not locked
+        return cell
+
+    for index, cell in enumerate(nb.cells):
+        where = f"{source_path.name}, cell {index + 1}"
+        meta = {k: v for k, v in cell.metadata.items() if k != "lines_to_next_cell"}
+        unknown = set(meta) - _KEYS
+        if unknown:
+            raise AuthoringError(f"{where}: unknown header keys {sorted(unknown)}; use {_KEYS}")
+        source = cell.source.strip("\n")
+
+        if index == 0:
+            title = plain("markdown", f"{source}\n\n{badges(lab)}")
+            cells.append(title)
+            cells.append(plain("code", setup_cell_source()))
+            continue
+
+        if "exercise" in meta:
+            name = meta["exercise"]
+            if cell.cell_type != "code" or not _ID.match(str(name)):
+                raise AuthoringError(f"{where}: exercise cells are code cells named [A-Za-z0-9_]")
+            if "### BEGIN SOLUTION" not in source or "### END SOLUTION" not in source:
+                raise AuthoringError(f"{where}: exercise {name!r} has no ### BEGIN/END SOLUTION")
+            new = nbformat.v4.new_code_cell(source)
+            new.id = unique(name, where)
+            new.metadata = {"nbgrader": _nbgrader(grade_id=name, solution=True)}
+            current_exercise = name
+            cells.append(new)
+        elif "test" in meta:
+            name = meta["test"]
+            if cell.cell_type != "code":
+                raise AuthoringError(f"{where}: test cells are code cells")
+            if name != current_exercise:
+                raise AuthoringError(
+                    f"{where}: test for {name!r} must follow its exercise cell "
+                    f"(the last exercise was {current_exercise!r})"
+                )
+            points = meta.get("points")
+            if not isinstance(points, int) or points <= 0:
+                raise AuthoringError(f"{where}: test cells need points=<positive int>")
+            if not meta.get("hint"):
+                raise AuthoringError(f"{where}: test cells need hint=\"...\" for stuck learners")
+            _check_test_cell(source, where)
+            tests_of[name] = tests_of.get(name, 0) + 1
+            suffix = "" if tests_of[name] == 1 else f"_{tests_of[name]}"
+            grade_id = unique(f"test_{name}{suffix}", where)
+            new = nbformat.v4.new_code_cell(source)
+            new.id = grade_id
+            new.metadata = {
+                "course": {"exercise": name, "hint": meta["hint"]},
+                "editable": False,
+                "deletable": False,
+                "nbgrader": _nbgrader(grade=True, grade_id=grade_id, locked=True, points=points),
+            }
+            cells.append(new)
+        elif "answer" in meta:
+            name = meta["answer"]
+            points = meta.get("points")
+            if cell.cell_type != "markdown" or not isinstance(points, int) or points <= 0:
+                raise AuthoringError(f"{where}: answers are markdown cells with points=<int>")
+            new = nbformat.v4.new_markdown_cell(source)
+            new.id = unique(name, where)
+            new.metadata = {
+                "nbgrader": _nbgrader(grade=True, grade_id=name, solution=True, points=points)
+            }
+            current_exercise = None
+            cells.append(new)
+        else:
+            if meta:
+                raise AuthoringError(f"{where}: {sorted(meta)} only go with exercise/test/answer")
+            cells.append(plain(cell.cell_type, source))
+
+    if not tests_of and not any("answer" in c.metadata.get("nbgrader", {}) for c in cells):
+        pass  # a lab without graded cells is allowed (e.g. a reading); the release still works
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = cells
+    notebook.metadata = {
+        "course": {"lab": lab},
+        "kernelspec": dict(KERNELSPEC),
+        "language_info": {"name": "python"},
+    }
+    notebook.nbformat, notebook.nbformat_minor = 4, 5
+    nbformat.validate(notebook)
+    return notebook
+
+
+def notebook_text(notebook) -> str:
+    import nbformat
+
+    return nbformat.writes(notebook) + "\n"
+
+
+def lab_sources(root: Path, labs: list[str] | None = None) -> list[Path]:
+    """The ``.py`` sources of the given labs (all labs by default), checked to exist."""
+    root = Path(root)
+    names = list(labs) if labs else list(config.LAB_NAMES)
+    paths = []
+    for name in names:
+        config.lab(name)  # raises KeyError naming the valid labs
+        path = root / "solutions" / name / f"{name}.py"
+        if not path.is_file():
+            raise FileNotFoundError(f"lab source {path} does not exist")
+        paths.append(path)
+    return paths
+
+
+def build(root: Path, labs: list[str] | None = None, *, check: bool = False) -> list[Path]:
+    """Build solution notebooks from their sources; return the notebooks that changed.
+
+    With ``check=True`` nothing is written: the return value lists the stale notebooks.
+    """
+    changed = []
+    for source in lab_sources(root, labs):
+        target = source.with_suffix(".ipynb")
+        text = notebook_text(build_notebook(source))
+        old = target.read_text(encoding="utf-8") if target.exists() else None
+        if old != text:
+            changed.append(target)
+            if not check:
+                target.write_text(text, encoding="utf-8")
+    return changed

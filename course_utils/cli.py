@@ -1,0 +1,114 @@
+"""The course's command line: ``python -m course_utils COMMAND``.
+
+- ``doctor``: is this machine ready? versions, device, widgets, and how to fix what is missing
+- ``build [LAB ...] [--check]``: solution notebooks from their ``.py`` sources (authors)
+- ``release [LAB ...] [--check] [--force] [--output DIR]``: student notebooks (instructors)
+- ``grade PATH [--lab LAB] [--profile P] [--json]``: grade a notebook, never changing it
+
+Mistakes (unknown lab, missing file, not a notebook) print one line and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import config
+from .course_dir import CourseError, find_root
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m course_utils", description="LLM architectures, built and compared."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sub.add_parser("doctor", help="check that this machine is ready for the course")
+
+    build = sub.add_parser("build", help="build solution notebooks from their .py sources")
+    build.add_argument("labs", nargs="*", metavar="LAB")
+    build.add_argument("--check", action="store_true", help="write nothing; fail if stale")
+
+    release = sub.add_parser("release", help="regenerate notebooks/ from solutions/")
+    release.add_argument("labs", nargs="*", metavar="LAB")
+    release.add_argument("--check", action="store_true",
+                         help="write nothing; exit 1 and name the drifted notebooks")
+    release.add_argument("--force", action="store_true",
+                         help="also replace notebooks that look worked on (after a backup)")
+    release.add_argument("--output", type=Path, help="release folder (default: notebooks/)")
+
+    grade = sub.add_parser("grade", help="grade a notebook (never modifies it)")
+    grade.add_argument("path", type=Path, help="a notebook, or a lab folder")
+    grade.add_argument("--lab", choices=config.LAB_NAMES, metavar="LAB",
+                       help="the lab, if the notebook's name does not say")
+    grade.add_argument("--profile", default="smoke", choices=("smoke", "cpu", "gpu"),
+                       help="settings the notebook runs with (default: smoke, the fastest)")
+    grade.add_argument("--json", action="store_true", help="print the report as JSON")
+    return parser
+
+
+def _check_labs(labs: list[str]) -> None:
+    for name in labs:
+        if name not in config.LAB_NAMES:
+            raise CourseError(f"unknown lab {name!r}; the labs are: {', '.join(config.LAB_NAMES)}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "doctor":
+            from .doctor import report
+
+            return 0 if report() else 1
+        if args.command == "build":
+            from .authoring import AuthoringError, build
+
+            _check_labs(args.labs)
+            try:
+                changed = build(find_root(), args.labs, check=args.check)
+            except AuthoringError as error:
+                raise CourseError(str(error)) from None
+            for path in changed:
+                print(f"{'stale' if args.check else 'built'}: {path}")
+            if args.check and changed:
+                print("run `python -m course_utils build` and commit the notebooks")
+                return 1
+            print("solution notebooks are up to date" if not changed else "done")
+            return 0
+        if args.command == "release":
+            from .release import release
+
+            _check_labs(args.labs)
+            root = find_root()
+            result = release(root, args.labs, output=args.output, check=args.check,
+                             force=args.force)
+            for path in result.changed:
+                print(f"{'drifted' if args.check else 'released'}: {path.relative_to(root)}"
+                      if path.is_relative_to(root) else f"released: {path}")
+            for path in result.backups:
+                print(f"backed up your edited notebook to {path}")
+            for path in result.kept:
+                print(f"kept {path}: it looks worked on (outputs or edited exercises); "
+                      "rerun with --force to replace it after a backup")
+            if args.check and result.changed:
+                print("notebooks/ differs from the release of solutions/: "
+                      "run `python -m course_utils release` and commit")
+                return 1
+            if not result.changed and not result.kept:
+                print("notebooks/ is up to date")
+            return 1 if result.kept else 0
+        if args.command == "grade":
+            from .grading import grade
+
+            report = grade(args.path, lab=args.lab, profile=args.profile)
+            print(report.to_json() if args.json else report.render())
+            return 0
+    except CourseError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 2  # pragma: no cover - argparse rejects unknown commands first
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""Course-wide facts, set in one place.
+
+Everything that names the course's repository (README badges, the Colab setup cell of each
+notebook, Binder links) is generated from :data:`REPOSITORY` and :data:`BRANCH`; a test checks
+that no other file disagrees.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+REPOSITORY = "llm-architectures-course/llm-architectures"  # GitHub "owner/name"
+BRANCH = "main"
+COURSE_ID = "llm-architectures"
+
+
+@dataclass(frozen=True)
+class Lab:
+    name: str  # folder and nbgrader assignment name, e.g. "01_tokens_and_embeddings"
+    title: str
+    builds: str  # one line for the syllabus table
+    minutes: int  # measured wall time of the solution notebook on a 2-core laptop CPU
+
+    @property
+    def notebook(self) -> str:
+        return f"{self.name}.ipynb"
+
+    @property
+    def source(self) -> str:
+        """The jupytext percent script the notebook is built from."""
+        return f"{self.name}.py"
+
+
+LABS: tuple[Lab, ...] = (
+    Lab("00_start_here", "Start here", "environment check, how grading and hints work, a first tensor", 1),
+    Lab(
+        "01_tokens_and_embeddings",
+        "Tokens and embeddings",
+        "character and byte-pair tokenizers, embeddings, sinusoidal vs learned positions",
+        2,
+    ),
+    Lab(
+        "02_attention",
+        "Attention",
+        "scaled dot-product attention, padding and causal masks, multi-head attention",
+        2,
+    ),
+    Lab(
+        "03_transformer_block",
+        "The transformer block",
+        "LayerNorm, feed-forward, residuals, pre-norm vs post-norm, counting parameters",
+        2,
+    ),
+)
+
+LAB_NAMES = tuple(lab.name for lab in LABS)
+
+
+def lab(name: str) -> Lab:
+    """Return the lab called ``name``; raise ``KeyError`` with the valid names otherwise."""
+    for candidate in LABS:
+        if candidate.name == name:
+            return candidate
+    raise KeyError(f"unknown lab {name!r}; the labs are: {', '.join(LAB_NAMES)}")
+
+
+def github_url(path: str = "") -> str:
+    base = f"https://github.com/{REPOSITORY}"
+    return f"{base}/blob/{BRANCH}/{path}" if path else base
+
+
+def colab_url(path: str) -> str:
+    return f"https://colab.research.google.com/github/{REPOSITORY}/blob/{BRANCH}/{path}"
+
+
+def binder_url(path: str | None = None) -> str:
+    base = f"https://mybinder.org/v2/gh/{REPOSITORY}/{BRANCH}"
+    return f"{base}?urlpath=lab/tree/{path}" if path else f"{base}?urlpath=lab"
+
+
+def pip_install_target() -> str:
+    """What Colab's setup cell installs: this package straight from the repository."""
+    return f"course_utils @ git+https://github.com/{REPOSITORY}@{BRANCH}"
+
+
+def colab_badge(path: str) -> str:
+    return (
+        f"[![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
+        f"({colab_url(path)})"
+    )
+
+
+def binder_badge(path: str | None = None) -> str:
+    return f"[![Launch on Binder](https://mybinder.org/badge_logo.svg)]({binder_url(path)})"

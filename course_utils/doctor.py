@@ -1,0 +1,122 @@
+"""``python -m course_utils doctor``: is this machine ready for the course?
+
+Prints Python and library versions, the device PyTorch will use, whether widgets will render,
+and for anything missing, the command that fixes it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import platform
+import sys
+from dataclasses import dataclass
+
+# (import name, pip name, minimum version, needed for)
+REQUIREMENTS = [
+    ("torch", "torch", "2.2", "all labs"),
+    ("numpy", "numpy", "1.24", "all labs"),
+    ("matplotlib", "matplotlib", "3.7", "plots"),
+    ("tqdm", "tqdm", "4.66", "progress bars"),
+    ("ipywidgets", "ipywidgets", "8.0", "interactive widgets"),
+    ("jupyterlab", "jupyterlab", "4.0", "running the notebooks locally"),
+    ("nbgrader", "nbgrader", "0.9", "grading your own work"),
+]
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+def _version_tuple(text: str) -> tuple[int, ...]:
+    parts = []
+    for piece in text.split("+")[0].split("."):
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        if not digits:
+            break
+        parts.append(int(digits))
+    return tuple(parts)
+
+
+def _in_colab() -> bool:
+    return "google.colab" in sys.modules
+
+
+def checks() -> list[Check]:
+    """Run every check and return the results (no printing)."""
+    results = [
+        Check(
+            "python",
+            sys.version_info >= (3, 10),
+            platform.python_version(),
+            "install Python 3.10 or newer",
+        )
+    ]
+    for module, pip_name, minimum, purpose in REQUIREMENTS:
+        try:
+            version = getattr(importlib.import_module(module), "__version__", "?")
+        except Exception as error:  # noqa: BLE001 - a broken install is as bad as a missing one
+            optional = module in ("jupyterlab", "nbgrader") and _in_colab()
+            results.append(Check(module, optional, f"not importable ({type(error).__name__})"
+                                 + (" - not needed on Colab" if optional else ""),
+                                 f"pip install '{pip_name}>={minimum}'  # for {purpose}"))
+            continue
+        ok = _version_tuple(version) >= _version_tuple(minimum)
+        results.append(Check(module, ok, version, f"pip install -U '{pip_name}>={minimum}'"))
+    results.append(_device_check())
+    results.append(_widget_check())
+    return results
+
+
+def _device_check() -> Check:
+    try:
+        from .profiles import current_profile, pick_device
+
+        device = pick_device()
+        profile = current_profile()
+    except Exception as error:  # noqa: BLE001
+        return Check("device", False, f"could not choose a device: {error}")
+    extra = ""
+    if device.type == "cuda":
+        import torch
+
+        extra = f" ({torch.cuda.get_device_name(device)})"
+    return Check("device", True, f"{device.type}{extra}, profile {profile!r}")
+
+
+def _widget_check() -> Check:
+    try:
+        import ipywidgets
+    except ImportError:
+        return Check("widgets", False, "ipywidgets missing", "pip install 'ipywidgets>=8'")
+    major = _version_tuple(ipywidgets.__version__)[:1]
+    if major < (8,):
+        return Check("widgets", False, f"ipywidgets {ipywidgets.__version__} is too old",
+                     "pip install -U 'ipywidgets>=8'")
+    if _in_colab():
+        return Check("widgets", True, "Colab: the setup cell enables the widget manager")
+    try:
+        import jupyterlab_widgets  # noqa: F401 - the front-end half that JupyterLab needs
+    except ImportError:
+        return Check("widgets", False, "jupyterlab_widgets is missing: widgets would not render",
+                     "pip install -U 'ipywidgets>=8'  # brings jupyterlab_widgets")
+    return Check("widgets", True, "ipywidgets 8 with its JupyterLab extension")
+
+
+def report(file=None) -> bool:
+    """Print the checks as a table; return True when everything needed is present."""
+    file = file or sys.stdout
+    results = checks()
+    width = max(len(c.name) for c in results)
+    for check in results:
+        mark = "ok " if check.ok else "MISSING" if "not importable" in check.detail else "FIX"
+        print(f"{'✓' if check.ok else '✗'} {check.name:<{width}}  {check.detail}", file=file)
+        if not check.ok and check.fix:
+            print(f"  {'':<{width}}  {mark}: {check.fix}", file=file)
+    ready = all(c.ok for c in results)
+    print("Ready for the course." if ready else "Fix the lines marked ✗, then run this again.",
+          file=file)
+    return ready

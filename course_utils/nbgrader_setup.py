@@ -1,0 +1,80 @@
+"""The course's nbgrader settings, shared by ``nbgrader_config.py`` and ``course_utils grade``.
+
+Autograding runs the course's safeguard around nbgrader's own steps:
+
+- after nbgrader restores the locked cells, :class:`~course_utils.safeguard.ScanSubmission`
+  reads every cell the learner could edit and neutralises code that reaches into the kernel
+  or the grader (see :mod:`course_utils.safeguard_scan`);
+- :class:`~course_utils.safeguard.GuardedExecute` runs the notebook in a kernel with a memory
+  ceiling and per-cell time limits sized by profile, so an infinite loop or a huge
+  allocation costs one exercise, not the grading run;
+- :class:`~course_utils.safeguard.ApplyVerdicts` gives zero to the exercises a flagged cell
+  could affect and writes the reason where the learner and the instructor will see it.
+"""
+
+from __future__ import annotations
+
+import os
+
+from . import config
+
+# Seconds one cell may run before it is interrupted, by profile. A smoke-profile lab runs in
+# a few seconds in total; a cpu-profile training cell takes up to about two minutes.
+CELL_TIMEOUT = {"smoke": 30, "cpu": 300, "gpu": 600}
+
+
+def grading_profile() -> str:
+    """Graded notebooks run with ``smoke`` settings unless COURSE_PROFILE says otherwise."""
+    return os.environ.get("COURSE_PROFILE", "").strip().lower() or "smoke"
+
+
+def configure(c, *, profile: str | None = None) -> None:
+    """Apply the course's settings to an nbgrader traitlets config object ``c``."""
+    from nbconvert.preprocessors import ClearMetadataPreprocessor
+    from nbgrader.preprocessors import (
+        AssignLatePenalties,
+        CheckCellMetadata,
+        ClearOutput,
+        DeduplicateIds,
+        IgnorePattern,
+        LimitOutput,
+        OverwriteCells,
+        OverwriteKernelspec,
+        SaveAutoGrades,
+    )
+
+    from .safeguard import ApplyVerdicts, GuardedExecute, RecordVerdicts, ScanSubmission
+
+    profile = profile or grading_profile()
+    c.CourseDirectory.course_id = config.COURSE_ID
+    c.CourseDirectory.source_directory = "solutions"
+    c.CourseDirectory.release_directory = "notebooks"
+    # The lab sources (.py) hold the solutions: never copy them into a release.
+    c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "*.py", "feedback"]
+    c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+    c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
+
+    c.Autograde.sanitize_preprocessors = [
+        ClearOutput,
+        DeduplicateIds,
+        OverwriteKernelspec,
+        OverwriteCells,
+        CheckCellMetadata,
+        ScanSubmission,
+    ]
+    c.Autograde.autograde_preprocessors = [
+        GuardedExecute,
+        ApplyVerdicts,
+        IgnorePattern,
+        ClearMetadataPreprocessor,
+        LimitOutput,
+        SaveAutoGrades,
+        RecordVerdicts,
+        AssignLatePenalties,
+        CheckCellMetadata,
+    ]
+    c.Execute.timeout = CELL_TIMEOUT.get(profile, CELL_TIMEOUT["cpu"])
+    c.Execute.interrupt_on_timeout = True
+    c.Execute.allow_errors = True
+    # Profiles reach the kernel through the environment.
+    os.environ["COURSE_PROFILE"] = profile

@@ -1,0 +1,243 @@
+"""The autograding safeguard: nbgrader preprocessors that keep grading honest.
+
+In nbgrader a learner's code runs in the same kernel as the tests, so one cell can switch the
+tests off. These preprocessors, enabled by :func:`course_utils.nbgrader_setup.configure`:
+
+1. :class:`ScanSubmission` (after nbgrader restored the locked cells) statically reads every
+   code cell the learner could edit: exercise cells and cells they added. A cell that
+   reaches into the kernel or the grader (see :mod:`course_utils.safeguard_scan`) is not run:
+   its code is kept as comments for the instructor, behind a line that raises with the reason.
+2. :class:`GuardedExecute` runs the notebook in a kernel with a memory ceiling; a cell that
+   runs too long is interrupted, and a kernel that dies costs the cells after it, not the run.
+3. :class:`ApplyVerdicts` gives every test cell after a flagged cell an error that names the
+   flagged cell and construct, so those exercises score zero until an instructor reviews it.
+4. :class:`RecordVerdicts` writes the same reason into the gradebook's comments.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import textwrap
+
+from nbformat.notebooknode import NotebookNode
+from nbgrader.api import Gradebook, MissingEntry
+from nbgrader.preprocessors import Execute, NbGraderPreprocessor
+
+META_KEY = "course_safeguard"
+ERROR_NAME = "FlaggedByGrader"
+
+
+def _nbgrader_meta(cell) -> dict:
+    return cell.metadata.get("nbgrader", {}) or {}
+
+
+def _first_line(source: str) -> str:
+    for line in source.splitlines():
+        if line.strip() and not line.strip().startswith("#"):
+            return line.strip()[:60]
+    return "(empty)"
+
+
+def describe_flags(flags: list[dict]) -> str:
+    """One paragraph per flagged cell, for comments, feedback and ``grade``'s output."""
+    parts = []
+    for flag in flags:
+        where = (
+            f"exercise {flag['grade_id']!r}" if flag.get("solution") else "a cell you added"
+        )
+        items = "; ".join(
+            f"line {f['line']}: {f['construct']} ({f['reason']})" for f in flag["findings"]
+        )
+        parts.append(
+            f"Cell {flag['cell'] + 1} ({where}, starting `{flag['first_line']}`) was not run "
+            f"because it reaches into the notebook kernel or the grader: {items}"
+        )
+    return "\n".join(parts)
+
+
+def _neutralised(source: str, findings: list[dict]) -> str:
+    reason = "; ".join(f"line {f['line']}: {f['construct']}" for f in findings)
+    kept = textwrap.indent(source, "#     ", lambda line: True)
+    return (
+        "# The grader did not run this cell: the course's safeguard flagged it.\n"
+        f"# {reason}\n"
+        "# The original code, kept for the instructor to review:\n"
+        f"{kept}\n"
+        f"raise RuntimeError({('Flagged by the grading safeguard and not run: ' + reason)!r})"
+    )
+
+
+class ScanSubmission(NbGraderPreprocessor):
+    """Flag and neutralise learner code that reaches into the kernel or the grader."""
+
+    def preprocess(self, nb: NotebookNode, resources: dict):
+        from .safeguard_scan import scan_source
+
+        info = resources["nbgrader"]
+        trusted: dict[str, str] = {}
+        with Gradebook(info["db_url"]) as gb:
+            try:
+                notebook = gb.find_notebook(info["notebook"], info["assignment"])
+                trusted = {c.name: c.source for c in notebook.source_cells if c.locked}
+            except MissingEntry:
+                self.log.warning("safeguard: notebook not in the gradebook; scanning every cell")
+        flags = []
+        for index, cell in enumerate(nb.cells):
+            if cell.cell_type != "code":
+                continue
+            meta = _nbgrader_meta(cell)
+            grade_id = meta.get("grade_id")
+            if grade_id in trusted and cell.source == trusted[grade_id]:
+                continue  # the instructor's own code, restored by OverwriteCells
+            findings = [
+                {"line": f.line, "construct": f.construct, "reason": f.reason}
+                for f in scan_source(cell.source)
+            ]
+            if not findings:
+                continue
+            flags.append({
+                "cell": index,
+                "grade_id": grade_id,
+                "solution": bool(meta.get("solution")),
+                "first_line": _first_line(cell.source),
+                "findings": findings,
+            })
+            cell.source = _neutralised(cell.source, findings)
+            self.log.warning("safeguard: flagged cell %d: %s", index + 1, findings)
+        nb.metadata[META_KEY] = {"flags": flags}
+        return nb, resources
+
+
+class _LimitsMixin:
+    """Start the kernel under a memory ceiling (Linux and macOS; a no-op on Windows)."""
+
+    def format_kernel_cmd(self, extra_arguments=None):
+        cmd = super().format_kernel_cmd(extra_arguments)
+        limit = kernel_memory_limit()
+        if limit is None:
+            return cmd
+        return [sys.executable, "-m", "course_utils.kernel_limits", str(limit), "--", *cmd]
+
+
+def kernel_memory_limit() -> int | None:
+    """Bytes of address space a grading kernel may use: $COURSE_KERNEL_MEMORY_GB, else 60%
+    of physical memory (leaving room for the grader and the rest of the machine)."""
+    try:
+        import resource  # noqa: F401 - only on POSIX
+    except ImportError:
+        return None
+    configured = os.environ.get("COURSE_KERNEL_MEMORY_GB")
+    if configured:
+        return int(float(configured) * 2**30)
+    try:
+        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+    return int(physical * 0.6)
+
+
+def _limited_manager():
+    from jupyter_client.manager import AsyncKernelManager
+
+    class LimitedKernelManager(_LimitsMixin, AsyncKernelManager):
+        pass
+
+    return LimitedKernelManager
+
+
+class GuardedExecute(Execute):
+    """nbgrader's Execute, with a memory ceiling and survival of a dying kernel."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs["kernel_manager_class"] = _limited_manager()
+        super().__init__(*args, **kwargs)
+        self._kernel_dead_at: int | None = None
+
+    async def async_execute_cell(self, cell, cell_index, execution_count=None,
+                                 store_history=True):
+        from nbclient.exceptions import DeadKernelError
+
+        if self._kernel_dead_at is not None:
+            if cell.cell_type == "code":
+                cell.outputs = [_error_output(
+                    "KernelDied",
+                    f"not run: the kernel died while running cell {self._kernel_dead_at + 1}",
+                )]
+            return cell
+        try:
+            return await super().async_execute_cell(
+                cell, cell_index, execution_count=execution_count, store_history=store_history
+            )
+        except DeadKernelError:
+            self._kernel_dead_at = cell_index
+            cell.outputs = list(cell.get("outputs", [])) + [_error_output(
+                "KernelDied",
+                "the kernel died while running this cell (it may have used too much memory "
+                "or exited); the cells after it were not run",
+            )]
+            return cell
+
+
+def _error_output(name: str, message: str) -> NotebookNode:
+    return NotebookNode(
+        output_type="error", ename=name, evalue=message, traceback=[f"{name}: {message}"]
+    )
+
+
+class ApplyVerdicts(NbGraderPreprocessor):
+    """Zero the tests a flagged cell could affect, and keep stray stderr from costing marks."""
+
+    def preprocess(self, nb: NotebookNode, resources: dict):
+        flags = nb.metadata.get(META_KEY, {}).get("flags", [])
+        first = min((f["cell"] for f in flags), default=None)
+        reason = describe_flags(flags)
+        affected: list[str] = []  # exercises (solution cell ids) whose tests come after a flag
+        exercise = None
+        for index, cell in enumerate(nb.cells):
+            meta = _nbgrader_meta(cell)
+            if meta.get("solution") and meta.get("grade_id"):
+                exercise = meta["grade_id"]
+            if cell.cell_type != "code" or not meta.get("grade"):
+                continue
+            outputs = []
+            for output in cell.get("outputs", []):
+                # nbgrader scores a test cell zero for any stderr output; a library's warning
+                # is not a failed test, so show it as ordinary output instead.
+                if output.get("output_type") == "stream" and output.get("name") == "stderr":
+                    output = NotebookNode(dict(output, name="stdout"))
+                outputs.append(output)
+            if first is not None and index > first:
+                outputs.append(_error_output(
+                    ERROR_NAME,
+                    "this test scores zero until an instructor reviews the submission. " + reason,
+                ))
+                if exercise and exercise not in affected:
+                    affected.append(exercise)
+            cell.outputs = outputs
+        # Later steps of this pass (RecordVerdicts) read this; the notebook's own metadata
+        # is cleared before then.
+        resources[META_KEY] = {"flags": flags, "affected": affected, "reason": reason}
+        return nb, resources
+
+
+class RecordVerdicts(NbGraderPreprocessor):
+    """Write the safeguard's reasons into the gradebook comments of the affected exercises."""
+
+    def preprocess(self, nb: NotebookNode, resources: dict):
+        verdict = resources.get(META_KEY) or {}
+        if not verdict.get("flags"):
+            return nb, resources
+        info = resources["nbgrader"]
+        text = "Grading safeguard: " + verdict["reason"]
+        with Gradebook(info["db_url"]) as gb:
+            for grade_id in verdict["affected"]:
+                try:
+                    comment = gb.find_comment(
+                        grade_id, info["notebook"], info["assignment"], info["student"]
+                    )
+                except MissingEntry:
+                    continue
+                comment.auto_comment = text
+            gb.db.commit()
+        return nb, resources
