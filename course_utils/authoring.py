@@ -65,8 +65,13 @@ def badges(lab: str) -> str:
 
 
 def _nbgrader(**fields) -> dict:
-    meta = {"grade": False, "locked": False, "schema_version": SCHEMA_VERSION,
-            "solution": False, "task": False}
+    meta = {
+        "grade": False,
+        "locked": False,
+        "schema_version": SCHEMA_VERSION,
+        "solution": False,
+        "task": False,
+    }
     meta.update(fields)
     return meta
 
@@ -166,7 +171,7 @@ def build_notebook(source_path: Path):
             if not isinstance(points, int) or points <= 0:
                 raise AuthoringError(f"{where}: test cells need points=<positive int>")
             if not meta.get("hint"):
-                raise AuthoringError(f"{where}: test cells need hint=\"...\" for stuck learners")
+                raise AuthoringError(f'{where}: test cells need hint="..." for stuck learners')
             _check_test_cell(source, where)
             tests_of[name] = tests_of.get(name, 0) + 1
             suffix = "" if tests_of[name] == 1 else f"_{tests_of[name]}"

@@ -39,8 +39,9 @@ def _is_plain_tensor(value: Any) -> bool:
     return type(value) in (torch.Tensor, torch.nn.Parameter)
 
 
-def check_shape(actual: Any, shape: tuple[int, ...], *, name: str = "output",
-                hint: str | None = None) -> None:
+def check_shape(
+    actual: Any, shape: tuple[int, ...], *, name: str = "output", hint: str | None = None
+) -> None:
     """Check that ``actual`` is a tensor of exactly ``shape``."""
     if not _is_plain_tensor(actual):
         _fail(name, f"expected a torch.Tensor, got {type(actual).__name__}", hint)
@@ -107,8 +108,9 @@ def check_tensor(
         )
 
 
-def check_equal(actual: Any, expected: Any, *, name: str = "output",
-                hint: str | None = None) -> None:
+def check_equal(
+    actual: Any, expected: Any, *, name: str = "output", hint: str | None = None
+) -> None:
     """Check ``actual == expected`` for plain Python values (int, str, list, dict, ...).
 
     The type must match exactly too, so an object that claims to equal everything fails.
@@ -152,15 +154,24 @@ def check_true(condition: Any, message: str, *, hint: str | None = None) -> None
         raise CheckFailed(message + (f"\nHint: {hint}" if hint else ""))
 
 
-def check_raises(exception: type[BaseException], func, *args, name: str = "call",
-                 hint: str | None = None, **kwargs) -> BaseException:
+def check_raises(
+    exception: type[BaseException],
+    func,
+    *args,
+    name: str = "call",
+    hint: str | None = None,
+    **kwargs,
+) -> BaseException:
     """Check that ``func(*args, **kwargs)`` raises ``exception``; return the exception."""
     try:
         func(*args, **kwargs)
     except exception as error:  # noqa: B902 - any subclass is fine
         return error
     except Exception as error:  # noqa: BLE001
-        _fail(name, f"expected {exception.__name__}, but it raised "
-                    f"{type(error).__name__}: {error}", hint)
+        _fail(
+            name,
+            f"expected {exception.__name__}, but it raised {type(error).__name__}: {error}",
+            hint,
+        )
     _fail(name, f"expected {exception.__name__}, but nothing was raised", hint)
     raise AssertionError("unreachable")

@@ -32,18 +32,30 @@ def _parser() -> argparse.ArgumentParser:
 
     release = sub.add_parser("release", help="regenerate notebooks/ from solutions/")
     release.add_argument("labs", nargs="*", metavar="LAB")
-    release.add_argument("--check", action="store_true",
-                         help="write nothing; exit 1 and name the drifted notebooks")
-    release.add_argument("--force", action="store_true",
-                         help="also replace notebooks that look worked on (after a backup)")
+    release.add_argument(
+        "--check", action="store_true", help="write nothing; exit 1 and name the drifted notebooks"
+    )
+    release.add_argument(
+        "--force",
+        action="store_true",
+        help="also replace notebooks that look worked on (after a backup)",
+    )
     release.add_argument("--output", type=Path, help="release folder (default: notebooks/)")
 
     grade = sub.add_parser("grade", help="grade a notebook (never modifies it)")
     grade.add_argument("path", type=Path, help="a notebook, or a lab folder")
-    grade.add_argument("--lab", choices=config.LAB_NAMES, metavar="LAB",
-                       help="the lab, if the notebook's name does not say")
-    grade.add_argument("--profile", default="smoke", choices=("smoke", "cpu", "gpu"),
-                       help="settings the notebook runs with (default: smoke, the fastest)")
+    grade.add_argument(
+        "--lab",
+        choices=config.LAB_NAMES,
+        metavar="LAB",
+        help="the lab, if the notebook's name does not say",
+    )
+    grade.add_argument(
+        "--profile",
+        default="smoke",
+        choices=("smoke", "cpu", "gpu"),
+        help="settings the notebook runs with (default: smoke, the fastest)",
+    )
     grade.add_argument("--json", action="store_true", help="print the report as JSON")
     return parser
 
@@ -81,19 +93,27 @@ def main(argv: list[str] | None = None) -> int:
 
             _check_labs(args.labs)
             root = find_root()
-            result = release(root, args.labs, output=args.output, check=args.check,
-                             force=args.force)
+            result = release(
+                root, args.labs, output=args.output, check=args.check, force=args.force
+            )
             for path in result.changed:
-                print(f"{'drifted' if args.check else 'released'}: {path.relative_to(root)}"
-                      if path.is_relative_to(root) else f"released: {path}")
+                print(
+                    f"{'drifted' if args.check else 'released'}: {path.relative_to(root)}"
+                    if path.is_relative_to(root)
+                    else f"released: {path}"
+                )
             for path in result.backups:
                 print(f"backed up your edited notebook to {path}")
             for path in result.kept:
-                print(f"kept {path}: it looks worked on (outputs or edited exercises); "
-                      "rerun with --force to replace it after a backup")
+                print(
+                    f"kept {path}: it looks worked on (outputs or edited exercises); "
+                    "rerun with --force to replace it after a backup"
+                )
             if args.check and result.changed:
-                print("notebooks/ differs from the release of solutions/: "
-                      "run `python -m course_utils release` and commit")
+                print(
+                    "notebooks/ differs from the release of solutions/: "
+                    "run `python -m course_utils release` and commit"
+                )
                 return 1
             if not result.changed and not result.kept:
                 print("notebooks/ is up to date")

@@ -32,7 +32,12 @@ class Lab:
 
 
 LABS: tuple[Lab, ...] = (
-    Lab("00_start_here", "Start here", "environment check, how grading and hints work, a first tensor", 1),
+    Lab(
+        "00_start_here",
+        "Start here",
+        "environment check, how grading and hints work, a first tensor",
+        1,
+    ),
     Lab(
         "01_tokens_and_embeddings",
         "Tokens and embeddings",

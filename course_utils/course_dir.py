@@ -77,7 +77,9 @@ def nbgrader_environment() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def temporary_course(root: Path, labs: list[str], *, profile: str | None = None):
+def temporary_course(
+    root: Path, labs: list[str], *, profile: str | None = None, safeguard: bool = True
+):
     """A temporary nbgrader course with the given labs as sources; yields (api, course_dir).
 
     The labs' notebooks are generated into the temporary release folder, which also creates
@@ -98,7 +100,7 @@ def temporary_course(root: Path, labs: list[str], *, profile: str | None = None)
             (course / "source" / name).mkdir(parents=True)
             shutil.copy2(source, course / "source" / name / source.name)
         c = Config()
-        configure(c, profile=profile)
+        configure(c, profile=profile, safeguard=safeguard)
         c.CourseDirectory.root = str(course)
         c.CourseDirectory.source_directory = "source"
         c.CourseDirectory.release_directory = "release"

@@ -60,9 +60,15 @@ def checks() -> list[Check]:
             version = getattr(importlib.import_module(module), "__version__", "?")
         except Exception as error:  # noqa: BLE001 - a broken install is as bad as a missing one
             optional = module in ("jupyterlab", "nbgrader") and _in_colab()
-            results.append(Check(module, optional, f"not importable ({type(error).__name__})"
-                                 + (" - not needed on Colab" if optional else ""),
-                                 f"pip install '{pip_name}>={minimum}'  # for {purpose}"))
+            results.append(
+                Check(
+                    module,
+                    optional,
+                    f"not importable ({type(error).__name__})"
+                    + (" - not needed on Colab" if optional else ""),
+                    f"pip install '{pip_name}>={minimum}'  # for {purpose}",
+                )
+            )
             continue
         ok = _version_tuple(version) >= _version_tuple(minimum)
         results.append(Check(module, ok, version, f"pip install -U '{pip_name}>={minimum}'"))
@@ -94,15 +100,23 @@ def _widget_check() -> Check:
         return Check("widgets", False, "ipywidgets missing", "pip install 'ipywidgets>=8'")
     major = _version_tuple(ipywidgets.__version__)[:1]
     if major < (8,):
-        return Check("widgets", False, f"ipywidgets {ipywidgets.__version__} is too old",
-                     "pip install -U 'ipywidgets>=8'")
+        return Check(
+            "widgets",
+            False,
+            f"ipywidgets {ipywidgets.__version__} is too old",
+            "pip install -U 'ipywidgets>=8'",
+        )
     if _in_colab():
         return Check("widgets", True, "Colab: the setup cell enables the widget manager")
     try:
         import jupyterlab_widgets  # noqa: F401 - the front-end half that JupyterLab needs
     except ImportError:
-        return Check("widgets", False, "jupyterlab_widgets is missing: widgets would not render",
-                     "pip install -U 'ipywidgets>=8'  # brings jupyterlab_widgets")
+        return Check(
+            "widgets",
+            False,
+            "jupyterlab_widgets is missing: widgets would not render",
+            "pip install -U 'ipywidgets>=8'  # brings jupyterlab_widgets",
+        )
     return Check("widgets", True, "ipywidgets 8 with its JupyterLab extension")
 
 
@@ -117,6 +131,8 @@ def report(file=None) -> bool:
         if not check.ok and check.fix:
             print(f"  {'':<{width}}  {mark}: {check.fix}", file=file)
     ready = all(c.ok for c in results)
-    print("Ready for the course." if ready else "Fix the lines marked ✗, then run this again.",
-          file=file)
+    print(
+        "Ready for the course." if ready else "Fix the lines marked ✗, then run this again.",
+        file=file,
+    )
     return ready

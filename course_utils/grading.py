@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -69,8 +70,9 @@ class GradeReport:
             got = sum(t.score for t in tests)
             total = sum(t.max_score for t in tests)
             ok = all(t.passed for t in tests)
-            lines.append(f"  {'✓ passed' if ok else '✗ failed'}  {name:<{width}}  "
-                         f"{got:g}/{total:g}")
+            lines.append(
+                f"  {'✓ passed' if ok else '✗ failed'}  {name:<{width}}  {got:g}/{total:g}"
+            )
             for test in tests:
                 if test.passed:
                     continue
@@ -84,8 +86,9 @@ class GradeReport:
             lines.append(f"Written answers graded by your instructor: {', '.join(self.manual)}.")
         if self.flags:
             lines.append("")
-            lines.append("⚠ The grading safeguard flagged this notebook; an instructor will "
-                         "review it:")
+            lines.append(
+                "⚠ The grading safeguard flagged this notebook; an instructor will review it:"
+            )
             lines.extend(f"  {line}" for line in describe_flags(self.flags).splitlines())
         return "\n".join(lines)
 
@@ -134,8 +137,9 @@ def _failure_message(cell: dict) -> str:
     return "failed (the test wrote an error)"
 
 
-def grade(path: Path, *, lab: str | None = None, root: Path | None = None,
-          profile: str = "smoke") -> GradeReport:
+def grade(
+    path: Path, *, lab: str | None = None, root: Path | None = None, profile: str = "smoke"
+) -> GradeReport:
     """Autograde the notebook at ``path`` (never modified) and return the report."""
     path = resolve_notebook(Path(path))
     data = read_notebook_json(path)
@@ -155,7 +159,15 @@ def grade(path: Path, *, lab: str | None = None, root: Path | None = None,
         if c["metadata"].get("nbgrader", {}).get("grade")
     }
     report = GradeReport(notebook=str(path), lab=lab, profile=profile)
-    with temporary_course(root, [lab], profile=profile) as (api, course):
+    with (
+        warnings.catch_warnings(),
+        temporary_course(root, [lab], profile=profile) as (
+            api,
+            course,
+        ),
+    ):
+        # nbgrader's database layer warns about its own session handling; not the learner's.
+        warnings.simplefilter("ignore")
         target = course / "submitted" / STUDENT / lab / f"{lab}.ipynb"
         target.parent.mkdir(parents=True)
         target.write_bytes(path.read_bytes())
@@ -164,9 +176,7 @@ def grade(path: Path, *, lab: str | None = None, root: Path | None = None,
         if not result["success"] or not autograded.exists():
             raise RuntimeError(f"autograding failed:\n{result.get('error') or result['log']}")
         graded = json.loads(autograded.read_text(encoding="utf-8"))
-        cells = {
-            c["metadata"].get("nbgrader", {}).get("grade_id"): c for c in graded["cells"]
-        }
+        cells = {c["metadata"].get("nbgrader", {}).get("grade_id"): c for c in graded["cells"]}
         with api.gradebook as gb:
             submission = gb.find_submission_notebook(lab, lab, STUDENT)
             for g in sorted(submission.grades, key=lambda g: _order(source, g.name)):
@@ -175,8 +185,13 @@ def grade(path: Path, *, lab: str | None = None, root: Path | None = None,
                     continue
                 meta = hints.get(g.name, {})
                 score = float(g.auto_score or 0)
-                test = TestResult(g.name, meta.get("exercise", g.name), score,
-                                  float(g.max_score), hint=meta.get("hint", ""))
+                test = TestResult(
+                    g.name,
+                    meta.get("exercise", g.name),
+                    score,
+                    float(g.max_score),
+                    hint=meta.get("hint", ""),
+                )
                 if not test.passed:
                     test.message = _failure_message(cells.get(g.name, {}))
                 report.tests.append(test)

@@ -1,25 +1,36 @@
-"""Start a command under a ceiling on address space: ``python -m course_utils.kernel_limits
-BYTES -- cmd ...``. Grading uses it to start kernels, so that a runaway allocation fails
-with a MemoryError in one cell instead of taking the machine (and the grading run) down."""
+"""Start a grading kernel: ``python -m course_utils.kernel_limits BYTES PROFILE -- cmd ...``.
+
+Sets ``COURSE_PROFILE`` for the kernel and, where the OS allows it, a ceiling of BYTES on its
+address space (0: none), so that a runaway allocation fails with an error in one cell instead
+of taking the machine, and the grading run, down. Then it becomes the kernel (exec).
+"""
 
 import os
 import sys
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) < 3 or argv[1] != "--":
-        raise SystemExit("usage: python -m course_utils.kernel_limits BYTES -- command ...")
-    limit = int(argv[0])
-    try:
-        import resource
+    if len(argv) < 4 or argv[2] != "--":
+        raise SystemExit("usage: python -m course_utils.kernel_limits BYTES PROFILE -- cmd ...")
+    limit, profile, cmd = int(argv[0]), argv[1], argv[3:]
+    os.environ["COURSE_PROFILE"] = profile
+    if limit > 0:
+        try:
+            import resource
 
-        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-        if hard != resource.RLIM_INFINITY:
-            limit = min(limit, hard)
-        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
-    except (ImportError, ValueError, OSError):
-        pass  # not enforceable here: run without the ceiling rather than not at all
-    os.execvp(argv[2], argv[2:])
+            _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+            if hard != resource.RLIM_INFINITY:
+                limit = min(limit, hard)
+            resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+        except (ImportError, ValueError, OSError):
+            pass  # not enforceable here: run without the ceiling rather than not at all
+    if os.environ.get("COURSE_KERNEL_LOG") != "1":
+        # The kernel's own log lines ("Kernel is running over TCP ...") are noise in a grading
+        # report; everything the notebook prints still reaches its outputs.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+    os.execvp(cmd[0], cmd)
 
 
 if __name__ == "__main__":

@@ -28,8 +28,20 @@ def grading_profile() -> str:
     return os.environ.get("COURSE_PROFILE", "").strip().lower() or "smoke"
 
 
-def configure(c, *, profile: str | None = None) -> None:
-    """Apply the course's settings to an nbgrader traitlets config object ``c``."""
+def cell_timeout(profile: str) -> int:
+    """Per-cell time limit in seconds: ``$COURSE_CELL_TIMEOUT`` or the profile's default."""
+    configured = os.environ.get("COURSE_CELL_TIMEOUT", "").strip()
+    if configured:
+        return int(configured)
+    return CELL_TIMEOUT.get(profile, CELL_TIMEOUT["cpu"])
+
+
+def configure(c, *, profile: str | None = None, safeguard: bool = True) -> None:
+    """Apply the course's settings to an nbgrader traitlets config object ``c``.
+
+    ``safeguard=False`` gives plain nbgrader autograding; the test suite uses it to show
+    that the tampering it catches would otherwise score marks.
+    """
     from nbconvert.preprocessors import ClearMetadataPreprocessor
     from nbgrader.preprocessors import (
         AssignLatePenalties,
@@ -54,27 +66,31 @@ def configure(c, *, profile: str | None = None) -> None:
     c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
     c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 
+    c.Execute.timeout = cell_timeout(profile)
+    c.Execute.interrupt_on_timeout = True
+    c.Execute.allow_errors = True
+    # The profile reaches the kernel through its environment (set by GuardedExecute's kernel
+    # launcher), never through this process's environment.
+    c.GuardedExecute.profile = profile
+    scan = [ScanSubmission] if safeguard else []
+    verdicts = [ApplyVerdicts] if safeguard else []
+    record = [RecordVerdicts] if safeguard else []
     c.Autograde.sanitize_preprocessors = [
         ClearOutput,
         DeduplicateIds,
         OverwriteKernelspec,
         OverwriteCells,
         CheckCellMetadata,
-        ScanSubmission,
+        *scan,
     ]
     c.Autograde.autograde_preprocessors = [
         GuardedExecute,
-        ApplyVerdicts,
+        *verdicts,
         IgnorePattern,
         ClearMetadataPreprocessor,
         LimitOutput,
         SaveAutoGrades,
-        RecordVerdicts,
+        *record,
         AssignLatePenalties,
         CheckCellMetadata,
     ]
-    c.Execute.timeout = CELL_TIMEOUT.get(profile, CELL_TIMEOUT["cpu"])
-    c.Execute.interrupt_on_timeout = True
-    c.Execute.allow_errors = True
-    # Profiles reach the kernel through the environment.
-    os.environ["COURSE_PROFILE"] = profile

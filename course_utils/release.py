@@ -36,12 +36,14 @@ def _looks_worked_on(existing: str, fresh: str) -> bool:
     for cell in old.get("cells", []):
         if cell.get("outputs") or cell.get("execution_count"):
             return True
+
     def solutions(nb):
         return {
             c.get("id"): c.get("source")
             for c in nb.get("cells", [])
             if c.get("metadata", {}).get("nbgrader", {}).get("solution")
         }
+
     return solutions(old) != solutions(new) or len(old.get("cells", [])) != len(new["cells"])
 
 

@@ -23,6 +23,7 @@ import textwrap
 from nbformat.notebooknode import NotebookNode
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
+from traitlets import Unicode
 
 META_KEY = "course_safeguard"
 ERROR_NAME = "FlaggedByGrader"
@@ -43,9 +44,7 @@ def describe_flags(flags: list[dict]) -> str:
     """One paragraph per flagged cell, for comments, feedback and ``grade``'s output."""
     parts = []
     for flag in flags:
-        where = (
-            f"exercise {flag['grade_id']!r}" if flag.get("solution") else "a cell you added"
-        )
+        where = f"exercise {flag['grade_id']!r}" if flag.get("solution") else "a cell you added"
         items = "; ".join(
             f"line {f['line']}: {f['construct']} ({f['reason']})" for f in flag["findings"]
         )
@@ -96,13 +95,15 @@ class ScanSubmission(NbGraderPreprocessor):
             ]
             if not findings:
                 continue
-            flags.append({
-                "cell": index,
-                "grade_id": grade_id,
-                "solution": bool(meta.get("solution")),
-                "first_line": _first_line(cell.source),
-                "findings": findings,
-            })
+            flags.append(
+                {
+                    "cell": index,
+                    "grade_id": grade_id,
+                    "solution": bool(meta.get("solution")),
+                    "first_line": _first_line(cell.source),
+                    "findings": findings,
+                }
+            )
             cell.source = _neutralised(cell.source, findings)
             self.log.warning("safeguard: flagged cell %d: %s", index + 1, findings)
         nb.metadata[META_KEY] = {"flags": flags}
@@ -110,14 +111,22 @@ class ScanSubmission(NbGraderPreprocessor):
 
 
 class _LimitsMixin:
-    """Start the kernel under a memory ceiling (Linux and macOS; a no-op on Windows)."""
+    """Start the kernel under a memory ceiling (POSIX), with the grading profile set."""
+
+    course_profile = "smoke"
 
     def format_kernel_cmd(self, extra_arguments=None):
         cmd = super().format_kernel_cmd(extra_arguments)
-        limit = kernel_memory_limit()
-        if limit is None:
-            return cmd
-        return [sys.executable, "-m", "course_utils.kernel_limits", str(limit), "--", *cmd]
+        limit = kernel_memory_limit() or 0
+        return [
+            sys.executable,
+            "-m",
+            "course_utils.kernel_limits",
+            str(limit),
+            self.course_profile,
+            "--",
+            *cmd,
+        ]
 
 
 def kernel_memory_limit() -> int | None:
@@ -137,11 +146,11 @@ def kernel_memory_limit() -> int | None:
     return int(physical * 0.6)
 
 
-def _limited_manager():
+def _limited_manager(profile: str):
     from jupyter_client.manager import AsyncKernelManager
 
     class LimitedKernelManager(_LimitsMixin, AsyncKernelManager):
-        pass
+        course_profile = profile
 
     return LimitedKernelManager
 
@@ -149,21 +158,24 @@ def _limited_manager():
 class GuardedExecute(Execute):
     """nbgrader's Execute, with a memory ceiling and survival of a dying kernel."""
 
+    profile = Unicode("smoke", help="COURSE_PROFILE for the grading kernel").tag(config=True)
+
     def __init__(self, *args, **kwargs):
-        kwargs["kernel_manager_class"] = _limited_manager()
         super().__init__(*args, **kwargs)
+        self.kernel_manager_class = _limited_manager(self.profile)
         self._kernel_dead_at: int | None = None
 
-    async def async_execute_cell(self, cell, cell_index, execution_count=None,
-                                 store_history=True):
+    async def async_execute_cell(self, cell, cell_index, execution_count=None, store_history=True):
         from nbclient.exceptions import DeadKernelError
 
         if self._kernel_dead_at is not None:
             if cell.cell_type == "code":
-                cell.outputs = [_error_output(
-                    "KernelDied",
-                    f"not run: the kernel died while running cell {self._kernel_dead_at + 1}",
-                )]
+                cell.outputs = [
+                    _error_output(
+                        "KernelDied",
+                        f"not run: the kernel died while running cell {self._kernel_dead_at + 1}",
+                    )
+                ]
             return cell
         try:
             return await super().async_execute_cell(
@@ -171,11 +183,13 @@ class GuardedExecute(Execute):
             )
         except DeadKernelError:
             self._kernel_dead_at = cell_index
-            cell.outputs = list(cell.get("outputs", [])) + [_error_output(
-                "KernelDied",
-                "the kernel died while running this cell (it may have used too much memory "
-                "or exited); the cells after it were not run",
-            )]
+            cell.outputs = list(cell.get("outputs", [])) + [
+                _error_output(
+                    "KernelDied",
+                    "the kernel died while running this cell (it may have used too much memory "
+                    "or exited); the cells after it were not run",
+                )
+            ]
             return cell
 
 
@@ -208,10 +222,13 @@ class ApplyVerdicts(NbGraderPreprocessor):
                     output = NotebookNode(dict(output, name="stdout"))
                 outputs.append(output)
             if first is not None and index > first:
-                outputs.append(_error_output(
-                    ERROR_NAME,
-                    "this test scores zero until an instructor reviews the submission. " + reason,
-                ))
+                outputs.append(
+                    _error_output(
+                        ERROR_NAME,
+                        "this test scores zero until an instructor reviews the submission. "
+                        + reason,
+                    )
+                )
                 if exercise and exercise not in affected:
                     affected.append(exercise)
             cell.outputs = outputs

@@ -114,7 +114,9 @@ import torch
 from course_utils.checks import check_equal, check_raises, check_true
 
 device = pick_device()
-check_true(isinstance(device, torch.device), f"pick_device() returned {device!r}, not a torch.device")
+check_true(
+    isinstance(device, torch.device), f"pick_device() returned {device!r}, not a torch.device"
+)
 if torch.cuda.is_available():
     expected = torch.device("cuda")
 elif torch.backends.mps.is_available():
@@ -126,18 +128,21 @@ check_equal(str(pick_device("cpu")), "cpu", name='pick_device("cpu")')
 print("✓ pick_device: visible tests passed; you are on", device)
 
 ### BEGIN HIDDEN TESTS
-with mock.patch("torch.cuda.is_available", return_value=True), mock.patch(
-    "torch.backends.mps.is_available", return_value=True
+with (
+    mock.patch("torch.cuda.is_available", return_value=True),
+    mock.patch("torch.backends.mps.is_available", return_value=True),
 ):
     check_equal(str(pick_device()), "cuda", name="pick_device() with a CUDA GPU present")
     check_equal(str(pick_device("mps")), "mps", name='pick_device("mps") on a Mac')
-with mock.patch("torch.cuda.is_available", return_value=False), mock.patch(
-    "torch.backends.mps.is_available", return_value=True
+with (
+    mock.patch("torch.cuda.is_available", return_value=False),
+    mock.patch("torch.backends.mps.is_available", return_value=True),
 ):
     check_equal(str(pick_device()), "mps", name="pick_device() on a Mac")
     check_raises(RuntimeError, pick_device, "cuda", name='pick_device("cuda") without a GPU')
-with mock.patch("torch.cuda.is_available", return_value=False), mock.patch(
-    "torch.backends.mps.is_available", return_value=False
+with (
+    mock.patch("torch.cuda.is_available", return_value=False),
+    mock.patch("torch.backends.mps.is_available", return_value=False),
 ):
     check_equal(str(pick_device()), "cpu", name="pick_device() with no GPU")
     check_raises(RuntimeError, pick_device, "mps", name='pick_device("mps") without a Mac GPU')
@@ -170,6 +175,7 @@ with mock.patch("torch.cuda.is_available", return_value=False), mock.patch(
 # be turned into one number, `a * vocab_size + b`; count those with
 # `torch.bincount(..., minlength=vocab_size * vocab_size)`, then `.view(vocab_size, vocab_size)`.
 # </details>
+
 
 # %% exercise="bigram_counts"
 def bigram_counts(ids, vocab_size):
@@ -250,8 +256,7 @@ ax = plot_heatmap(
     probs[common][:, common], x_labels=labels, y_labels=labels, title="P(next | previous)"
 )
 ax.set_xlabel("next character")
-ax.set_ylabel("previous character");
-
+ax.set_ylabel("previous character")
 # %% [markdown]
 # ## 6. Play with it
 #

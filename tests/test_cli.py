@@ -1,0 +1,83 @@
+"""The command line: exit codes and one-line messages for good and bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from helpers import ROOT, run_cli, student_path
+
+
+def test_doctor_reports_versions_and_device():
+    result = run_cli("doctor")
+    assert result.returncode == 0, result.stdout + result.stderr
+    for word in ("python", "torch", "device", "widgets", "Ready for the course."):
+        assert word in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["release", "99_no_such_lab"], "unknown lab '99_no_such_lab'"),
+        (["build", "99_no_such_lab"], "unknown lab '99_no_such_lab'"),
+        (["grade", "missing.ipynb"], "missing.ipynb: no such file or folder"),
+        (["grade", "README.md"], "README.md: not a notebook (expected a .ipynb file)"),
+        (["grade", "course_utils"], "course_utils: expected a lab folder holding one notebook"),
+        (["release", "--output", "solutions/out"], "refusing to write the release into"),
+    ],
+    ids=[
+        "release-unknown-lab",
+        "build-unknown-lab",
+        "grade-missing-file",
+        "grade-not-notebook",
+        "grade-folder-without-notebook",
+        "release-into-solutions",
+    ],
+)
+def test_bad_input_gets_one_line_and_exit_2(args, message):
+    result = run_cli(*args)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert message in result.stderr
+    assert result.stderr.startswith("error: ")
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_grade_rejects_broken_notebook_json(tmp_path):
+    broken = tmp_path / "00_start_here.ipynb"
+    broken.write_text("{not json")
+    result = run_cli("grade", str(broken))
+    assert result.returncode == 2
+    assert "not a readable notebook" in result.stderr
+
+
+def test_grade_needs_a_known_lab(tmp_path):
+    nb = json.loads(student_path("00_start_here").read_text())
+    nb["metadata"].pop("course", None)
+    path = tmp_path / "my_copy.ipynb"
+    path.write_text(json.dumps(nb))
+    result = run_cli("grade", str(path))
+    assert result.returncode == 2
+    assert "cannot tell which lab" in result.stderr and "--lab" in result.stderr
+
+
+def test_unknown_command_and_grade_lab_choice_are_argparse_errors():
+    assert run_cli("frobnicate").returncode == 2
+    result = run_cli("grade", str(student_path("00_start_here")), "--lab", "nope")
+    assert result.returncode == 2 and "invalid choice" in result.stderr
+
+
+def test_build_and_release_check_pass_on_the_committed_tree():
+    build = run_cli("build", "--check")
+    assert build.returncode == 0, build.stdout + build.stderr
+    release = run_cli("release", "--check")
+    assert release.returncode == 0, release.stdout + release.stderr
+    assert "notebooks/ is up to date" in release.stdout
+
+
+def test_help_lists_the_commands():
+    result = run_cli("--help")
+    assert result.returncode == 0
+    for command in ("doctor", "build", "release", "grade"):
+        assert command in result.stdout
+    assert ROOT.name  # the CLI ran from the course root

@@ -1,0 +1,93 @@
+"""Every lab grades as it should, through nbgrader itself and through `course_utils grade`:
+solutions get full code marks, untouched student notebooks zero; feedback is generated;
+the learner's file is never changed."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import LABS, ROOT, run_cli, solution_path, student_path
+
+from course_utils.grading import grade
+
+pytestmark = pytest.mark.slow
+
+
+def _nbgrader(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {
+        **os.environ,
+        "COURSE_PROFILE": "smoke",
+        "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"],
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "nbgrader", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+@pytest.mark.parametrize("lab", LABS)
+def test_instructor_flow_autogrades_and_gives_feedback(lab, tmp_path):
+    """nbgrader generate_assignment / autograde / generate_feedback with the course config."""
+    shutil.copy2(ROOT / "nbgrader_config.py", tmp_path)
+    (tmp_path / "solutions" / lab).mkdir(parents=True)
+    shutil.copy2(solution_path(lab), tmp_path / "solutions" / lab)
+    assert _nbgrader("generate_assignment", lab, "--force", cwd=tmp_path).returncode == 0
+    released = tmp_path / "notebooks" / lab / f"{lab}.ipynb"
+    assert released.read_bytes() == student_path(lab).read_bytes()
+    for student, notebook in (("ada", solution_path(lab)), ("bob", student_path(lab))):
+        target = tmp_path / "submitted" / student / lab / f"{lab}.ipynb"
+        target.parent.mkdir(parents=True)
+        shutil.copy2(notebook, target)
+    result = _nbgrader("autograde", lab, "--force", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    result = _nbgrader("generate_feedback", lab, "--force", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for student in ("ada", "bob"):
+        feedback = tmp_path / "feedback" / student / lab / f"{lab}.html"
+        assert feedback.is_file() and "test_" in feedback.read_text()
+
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{tmp_path / 'gradebook.db'}") as gb:
+        ada = gb.find_submission_notebook(lab, lab, "ada")
+        bob = gb.find_submission_notebook(lab, lab, "bob")
+        assert ada.max_code_score > 0
+        assert ada.code_score == ada.max_code_score, [
+            (g.name, g.auto_score) for g in ada.grades if g.auto_score != g.max_score
+        ]
+        assert bob.code_score == 0
+        assert not any(c.auto_comment and "safeguard" in c.auto_comment for c in ada.comments)
+
+
+@pytest.mark.parametrize("lab", LABS)
+def test_grade_reports_full_marks_and_zero(lab):
+    digest = hashlib.sha256(student_path(lab).read_bytes()).hexdigest()
+    good = grade(solution_path(lab))
+    assert good.max_score > 0 and good.score == good.max_score, good.render()
+    assert not good.flags, good.render()
+    bad = grade(student_path(lab))
+    assert bad.score == 0 and bad.max_score == good.max_score, bad.render()
+    for test in bad.tests:
+        assert not test.passed and test.message.startswith("not done yet"), test
+        assert test.hint
+    assert hashlib.sha256(student_path(lab).read_bytes()).hexdigest() == digest
+
+
+def test_grade_cli_output_for_a_learner():
+    lab = LABS[0]
+    result = run_cli("grade", str(student_path(lab)))
+    assert result.returncode == 0, result.stderr
+    assert "✗ failed" in result.stdout and "Hint:" in result.stdout
+    assert "Score: 0/" in result.stdout
+    result = run_cli("grade", str(student_path(lab).parent), "--json")
+    assert result.returncode == 0 and '"score": 0' in result.stdout
