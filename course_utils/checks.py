@@ -129,9 +129,9 @@ def check_equal(
         return
     if isinstance(expected, dict):
         if set(actual) != set(expected):
-            missing = sorted(map(repr, set(expected) - set(actual)))[:5]
-            extra = sorted(map(repr, set(actual) - set(expected)))[:5]
-            _fail(name, f"keys differ: missing {missing}, unexpected {extra}", hint)
+            missing = ", ".join(sorted(map(repr, set(expected) - set(actual)))[:5])
+            extra = ", ".join(sorted(map(repr, set(actual) - set(expected)))[:5])
+            _fail(name, f"keys differ: missing [{missing}], unexpected [{extra}]", hint)
         for key in expected:
             check_equal(actual[key], expected[key], name=f"{name}[{key!r}]", hint=hint)
         return

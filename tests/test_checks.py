@@ -1,0 +1,94 @@
+"""The checks exercise tests use: helpful messages, and no way to pass with a look-alike."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from course_utils.checks import (
+    CheckFailed,
+    check_equal,
+    check_raises,
+    check_shape,
+    check_tensor,
+    check_true,
+)
+
+
+def message(func, *args, **kwargs) -> str:
+    with pytest.raises(CheckFailed) as info:
+        func(*args, **kwargs)
+    assert isinstance(info.value, AssertionError)
+    return str(info.value)
+
+
+def test_check_tensor_passes_within_tolerance():
+    x = torch.randn(3, 4, generator=torch.Generator().manual_seed(0))
+    check_tensor(x + 1e-7, x)
+    masked = torch.tensor([0.5, float("-inf")])
+    check_tensor(masked.clone(), masked)  # the same -inf in the same place agrees
+
+
+@pytest.mark.parametrize(
+    "actual, expected, words",
+    [
+        (torch.ones(2, 3), torch.ones(3, 2), ["wrong shape", "(3, 2)", "(2, 3)"]),
+        (torch.ones(2, dtype=torch.float64), torch.ones(2), ["wrong dtype", "float32"]),
+        (torch.tensor([1.0, float("nan")]), torch.ones(2), ["NaN", "(1,)"]),
+        ([1.0, 2.0], torch.ones(2), ["expected a torch.Tensor", "list"]),
+        (
+            torch.tensor([1.0, 2.0, 3.5]),
+            torch.tensor([1.0, 2.0, 3.0]),
+            ["1 of 3 places", "index (2,)", "expected 3", "got 3.5", "rtol"],
+        ),
+        (torch.tensor([0.0, 1.0]), torch.tensor([0.0, float("-inf")]), ["index (1,)", "-inf"]),
+    ],
+    ids=["shape", "dtype", "nan", "not-a-tensor", "values", "missing-inf"],
+)
+def test_check_tensor_says_what_is_wrong(actual, expected, words):
+    text = message(check_tensor, actual, expected, name="attention(q, k, v)", hint="Look again.")
+    assert text.startswith("attention(q, k, v): ")
+    assert text.endswith("Hint: Look again.")
+    for word in words:
+        assert word in text
+
+
+def test_a_tensor_subclass_cannot_pass():
+    class Liar(torch.Tensor):
+        def __eq__(self, other):
+            return True
+
+    fake = torch.zeros(2).as_subclass(Liar)
+    assert "expected a torch.Tensor, got Liar" in message(check_tensor, fake, torch.ones(2))
+    assert "expected a torch.Tensor" in message(check_shape, fake, (2,))
+
+
+def test_check_equal_compares_type_and_structure():
+    check_equal([1, [2, "a"]], [1, [2, "a"]])
+    check_equal({"a": (1, 2)}, {"a": (1, 2)})
+
+    class Anything:
+        def __eq__(self, other):
+            return True
+
+    assert "expected a list, got Anything" in message(check_equal, Anything(), [1])
+    assert "out[1]: expected 2, got 3" in message(check_equal, [1, 3], [1, 2], name="out")
+    assert "expected length 2, got 1" in message(check_equal, [1], [1, 2])
+    assert "missing ['b']" in message(check_equal, {"a": 1}, {"a": 1, "b": 2})
+
+
+def test_check_true_and_check_raises():
+    check_true(True, "fine")
+    check_true(torch.tensor(True), "fine")
+    assert message(check_true, 1, "must be exactly True") == "must be exactly True"
+    error = check_raises(ValueError, int, "x")
+    assert isinstance(error, ValueError)
+    assert "nothing was raised" in message(check_raises, ValueError, int, "3")
+    assert "it raised TypeError" in message(check_raises, ValueError, len, 3)
+
+
+def test_check_shape():
+    check_shape(torch.zeros(2, 5), (2, 5))
+    assert "wrong shape: expected (5, 2), got (2, 5)" in message(
+        check_shape, torch.zeros(2, 5), (5, 2)
+    )
