@@ -89,10 +89,19 @@ class ScanSubmission(NbGraderPreprocessor):
             grade_id = meta.get("grade_id")
             if grade_id in trusted and cell.source == trusted[grade_id]:
                 continue  # the instructor's own code, restored by OverwriteCells
-            findings = [
-                {"line": f.line, "construct": f.construct, "reason": f.reason}
-                for f in scan_source(cell.source)
-            ]
+            try:
+                findings = [
+                    {"line": f.line, "construct": f.construct, "reason": f.reason}
+                    for f in scan_source(cell.source)
+                ]
+            except Exception as error:  # noqa: BLE001 - unreadable code is reviewed, not run
+                findings = [
+                    {
+                        "line": 1,
+                        "construct": "unscannable code",
+                        "reason": f"the safeguard could not read it ({error!r:.80})",
+                    }
+                ]
             if not findings:
                 continue
             flags.append(

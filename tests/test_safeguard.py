@@ -73,7 +73,7 @@ TECHNIQUES = [
         "b = __import__('bui' + 'ltins')\ngetattr(b, 'set' + 'attr')(b, 'len', lambda x: 0)",
         "__import__",
     ),
-    ("shell-escape", "!echo fooled", "get_ipython"),
+    ("shell-escape", "!echo fooled", "!echo"),
 ]
 
 # Tricks inside an exercise: the solution reads the test's expected value, or returns an
