@@ -4,15 +4,17 @@ The student notebooks are nbgrader's release of the solution notebooks: solution
 ``raise NotImplementedError()``, hidden tests removed, cells locked. ``--check`` writes
 nothing and names the notebooks that drifted; CI runs it.
 
-A learner may be working in ``notebooks/`` itself. So a notebook there that looks worked on
-(it has outputs or executed cells, or its exercise cells differ from the fresh release) is
-never overwritten unless ``--force``, and even then it is first copied to a backup.
+A learner may be working in ``notebooks/`` itself. So a notebook there is replaced only when
+it is an earlier release: committed to git and unchanged, or free of any sign of work (no
+outputs or executed cells, exercise cells as released, no cells of its own). Otherwise it is
+kept unless ``--force``, and even then it is first copied to a backup.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +28,28 @@ class ReleaseResult:
     changed: list[Path] = field(default_factory=list)  # written (or, with check, stale)
     kept: list[Path] = field(default_factory=list)  # looked worked on: left alone
     backups: list[Path] = field(default_factory=list)
+
+
+def _committed_and_unchanged(path: Path) -> bool:
+    """True when git tracks ``path`` and it has no local changes: an earlier release."""
+    try:
+        tracked = subprocess.run(
+            ["git", "ls-files", "--error-unmatch", path.name],
+            cwd=path.parent,
+            capture_output=True,
+            timeout=30,
+        )
+        if tracked.returncode != 0:
+            return False
+        diff = subprocess.run(
+            ["git", "diff", "--quiet", "HEAD", "--", path.name],
+            cwd=path.parent,
+            capture_output=True,
+            timeout=30,
+        )
+        return diff.returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
 
 
 def _looks_worked_on(existing: str, fresh: str) -> bool:
@@ -84,7 +108,11 @@ def release(
                 if check:
                     result.changed.append(target)
                     continue
-                if existing is not None and _looks_worked_on(existing, fresh):
+                if (
+                    existing is not None
+                    and not _committed_and_unchanged(target)
+                    and _looks_worked_on(existing, fresh)
+                ):
                     if not force:
                         result.kept.append(target)
                         continue

@@ -5,6 +5,7 @@ the learner's file is never changed."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -55,6 +56,16 @@ def test_instructor_flow_autogrades_and_gives_feedback(lab, tmp_path):
     for student in ("ada", "bob"):
         feedback = tmp_path / "feedback" / student / lab / f"{lab}.html"
         assert feedback.is_file() and "test_" in feedback.read_text()
+
+    # Every cell of the solution ran cleanly in the smoke profile, not only the tests.
+    graded = json.loads((tmp_path / "autograded" / "ada" / lab / f"{lab}.ipynb").read_text())
+    errors = [
+        (i, o.get("ename"), o.get("evalue"))
+        for i, c in enumerate(graded["cells"])
+        for o in c.get("outputs", [])
+        if o.get("output_type") == "error"
+    ]
+    assert not errors, errors
 
     from nbgrader.api import Gradebook
 

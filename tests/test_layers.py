@@ -87,8 +87,14 @@ def test_mha_matches_torch(case: str, fast: bool):
     kpm = right_padding([t_k, t_k - 2, 1], t_k) if "padding" in case else None
 
     # PyTorch's nn.MultiheadAttention reads a bool attn_mask as True = IGNORE: pass ~causal.
-    expected, expected_w = torch_mha(x, kv, kv, key_padding_mask=kpm, need_weights=True,
-                                     attn_mask=None if causal is None else ~causal)
+    expected, expected_w = torch_mha(
+        x,
+        kv,
+        kv,
+        key_padding_mask=kpm,
+        need_weights=True,
+        attn_mask=None if causal is None else ~causal,
+    )
     out, w = ours(x, context, attn_mask=causal, key_padding_mask=kpm)
     assert w is None
     assert out.shape == (B, t_q, C)
@@ -135,8 +141,13 @@ def test_fast_and_plain_paths_agree_and_empty_rows_are_zero():
     plain.load_state_dict(fast.state_dict())
     x, context = torch.randn(B, 5, C), torch.randn(B, 7, C)
     attn_mask, kpm = masks_with_empty_rows(5, 7)
-    for kwargs in [{}, {"is_causal": True}, {"attn_mask": attn_mask},
-                   {"key_padding_mask": kpm}, {"attn_mask": attn_mask, "key_padding_mask": kpm}]:
+    for kwargs in [
+        {},
+        {"is_causal": True},
+        {"attn_mask": attn_mask},
+        {"key_padding_mask": kpm},
+        {"attn_mask": attn_mask, "key_padding_mask": kpm},
+    ]:
         ctx = None if kwargs.get("is_causal") else context
         y_fast, _ = fast(x, ctx, **kwargs)
         y_plain, _ = plain(x, ctx, **kwargs)
@@ -173,8 +184,9 @@ def test_plain_attention_matches_torch_sdpa():
     mask[..., 0] = True  # no empty rows: PyTorch's fused kernel may give NaN there
     out, weights = scaled_dot_product_attention(q, k, v, attn_mask=mask)
     assert_close(out, F.scaled_dot_product_attention(q, k, v, attn_mask=mask))
-    expected_w = torch.softmax((q @ k.transpose(-2, -1) / math.sqrt(8)).masked_fill(~mask, -1e9),
-                               dim=-1)
+    expected_w = torch.softmax(
+        (q @ k.transpose(-2, -1) / math.sqrt(8)).masked_fill(~mask, -1e9), dim=-1
+    )
     assert_close(weights, expected_w)
     # Square causal: our end-aligned mask and PyTorch's top-left one coincide.
     k5, v5 = k[..., :5, :], v[..., :5, :]
@@ -255,8 +267,9 @@ def test_split_merge_heads():
 @pytest.mark.parametrize("activation", ["relu", "gelu"])
 @pytest.mark.parametrize("norm_first", [True, False], ids=["prenorm", "postnorm"])
 def test_encoder_block_matches_torch(norm_first: bool, activation: str, padded: bool):
-    layer = nn.TransformerEncoderLayer(C, H, F_FF, dropout=0.1, activation=activation,
-                                       batch_first=True, norm_first=norm_first).eval()
+    layer = nn.TransformerEncoderLayer(
+        C, H, F_FF, dropout=0.1, activation=activation, batch_first=True, norm_first=norm_first
+    ).eval()
     block = TransformerBlock.from_torch(layer).eval()
     x = torch.randn(B, 6, C)
     kpm = right_padding([6, 4, 1], 6) if padded else None
@@ -281,8 +294,9 @@ def test_encoder_block_vs_torch_fastpath():
 
 @pytest.mark.parametrize("norm_first", [True, False], ids=["prenorm", "postnorm"])
 def test_gpt_block_matches_causal_torch_encoder_layer(norm_first: bool):
-    layer = nn.TransformerEncoderLayer(C, H, F_FF, activation="gelu", batch_first=True,
-                                       norm_first=norm_first).eval()
+    layer = nn.TransformerEncoderLayer(
+        C, H, F_FF, activation="gelu", batch_first=True, norm_first=norm_first
+    ).eval()
     block = TransformerBlock.from_torch(layer).eval()
     x = torch.randn(B, 6, C)
     with torch_fastpath(False):
@@ -293,18 +307,30 @@ def test_gpt_block_matches_causal_torch_encoder_layer(norm_first: bool):
 @pytest.mark.parametrize("tgt_padded", [False, True], ids=["tgt_nopad", "tgt_pad"])
 @pytest.mark.parametrize("norm_first", [True, False], ids=["prenorm", "postnorm"])
 def test_decoder_block_matches_torch(norm_first: bool, tgt_padded: bool):
-    layer = nn.TransformerDecoderLayer(C, H, F_FF, dropout=0.1, batch_first=True,
-                                       norm_first=norm_first).eval()
+    layer = nn.TransformerDecoderLayer(
+        C, H, F_FF, dropout=0.1, batch_first=True, norm_first=norm_first
+    ).eval()
     block = TransformerBlock.from_torch(layer).eval()
     assert block.cross_attention
     tgt, memory = torch.randn(B, 5, C), torch.randn(B, 7, C)
     memory_kpm = right_padding([7, 3, 1], 7)
     tgt_kpm = right_padding([5, 2, 4], 5) if tgt_padded else None
     with torch_fastpath(False):
-        expected = layer(tgt, memory, tgt_mask=~causal_mask(5), tgt_is_causal=True,
-                         tgt_key_padding_mask=tgt_kpm, memory_key_padding_mask=memory_kpm)
-    ours = block(tgt, context=memory, is_causal=True, key_padding_mask=tgt_kpm,
-                 context_key_padding_mask=memory_kpm)
+        expected = layer(
+            tgt,
+            memory,
+            tgt_mask=~causal_mask(5),
+            tgt_is_causal=True,
+            tgt_key_padding_mask=tgt_kpm,
+            memory_key_padding_mask=memory_kpm,
+        )
+    ours = block(
+        tgt,
+        context=memory,
+        is_causal=True,
+        key_padding_mask=tgt_kpm,
+        context_key_padding_mask=memory_kpm,
+    )
     assert_close(ours, expected)
 
 
@@ -334,8 +360,14 @@ def test_sinusoidal_positions_hand_values():
     assert pe.shape == (50, 4) and pe.dtype == torch.float32
     assert torch.equal(pe[0], torch.tensor([0.0, 1.0, 0.0, 1.0]))  # sin 0, cos 0
     # d_model=4: column pairs (0, 1) use angle pos / 10000^0 = pos, (2, 3) use pos / 100.
-    hand = {(1, 0): math.sin(1), (1, 1): math.cos(1), (2, 2): math.sin(0.02),
-            (3, 3): math.cos(0.03), (49, 0): math.sin(49), (49, 3): math.cos(0.49)}
+    hand = {
+        (1, 0): math.sin(1),
+        (1, 1): math.cos(1),
+        (2, 2): math.sin(0.02),
+        (3, 3): math.cos(0.03),
+        (49, 0): math.sin(49),
+        (49, 3): math.cos(0.49),
+    }
     for (pos, i), value in hand.items():
         assert pe[pos, i].item() == pytest.approx(value, abs=1e-6)
 
@@ -359,7 +391,8 @@ def test_count_parameters_matches_formula():
     norm = 2 * c  # weight and bias
     assert count_parameters(TransformerBlock(c, H, f)) == attn + ffn + 2 * norm
     assert count_parameters(TransformerBlock(c, H, f, cross_attention=True)) == (
-        2 * attn + ffn + 3 * norm)
+        2 * attn + ffn + 3 * norm
+    )
     assert count_parameters(TransformerBlock(c, H, f, bias=False)) == 4 * c * c + 2 * c * f + 2 * c
     layer = nn.TransformerEncoderLayer(c, H, f)
     assert count_parameters(TransformerBlock.from_torch(layer)) == count_parameters(layer)
@@ -382,28 +415,46 @@ _x = torch.randn(2, 5, C)
 
 BAD_INPUTS = {
     "heads": (lambda: MultiHeadAttention(10, 3), "not divisible by n_heads=3"),
-    "mask shape": (lambda: _mha(_x, attn_mask=torch.ones(5, 4, dtype=torch.bool)),
-                   r"shape \(5, 4\) does not broadcast to \(B, H, Tq, Tk\) = \(2, 4, 5, 5\)"),
-    "mask 3-D": (lambda: _mha(_x, attn_mask=torch.ones(2, 5, 5, dtype=torch.bool)),
-                 r"\(B, 1 or H, Tq, Tk\)"),
+    "mask shape": (
+        lambda: _mha(_x, attn_mask=torch.ones(5, 4, dtype=torch.bool)),
+        r"shape \(5, 4\) does not broadcast to \(B, H, Tq, Tk\) = \(2, 4, 5, 5\)",
+    ),
+    "mask 3-D": (
+        lambda: _mha(_x, attn_mask=torch.ones(2, 5, 5, dtype=torch.bool)),
+        r"\(B, 1 or H, Tq, Tk\)",
+    ),
     "mask float": (lambda: _mha(_x, attn_mask=torch.zeros(5, 5)), "must be a bool tensor"),
-    "sdpa mask": (lambda: scaled_dot_product_attention(
-        torch.randn(2, 3, 4), torch.randn(2, 6, 4), torch.randn(2, 6, 4),
-        attn_mask=torch.ones(3, 5, dtype=torch.bool)), r"\(\.\.\., Tq, Tk\) = \(2, 3, 6\)"),
-    "kpm shape": (lambda: _mha(_x, key_padding_mask=torch.zeros(2, 4, dtype=torch.bool)),
-                  r"\(B, Tk\) = \(2, 5\).*got \(2, 4\)"),
+    "sdpa mask": (
+        lambda: scaled_dot_product_attention(
+            torch.randn(2, 3, 4),
+            torch.randn(2, 6, 4),
+            torch.randn(2, 6, 4),
+            attn_mask=torch.ones(3, 5, dtype=torch.bool),
+        ),
+        r"\(\.\.\., Tq, Tk\) = \(2, 3, 6\)",
+    ),
+    "kpm shape": (
+        lambda: _mha(_x, key_padding_mask=torch.zeros(2, 4, dtype=torch.bool)),
+        r"\(B, Tk\) = \(2, 5\).*got \(2, 4\)",
+    ),
     "width": (lambda: _mha(torch.randn(2, 5, 8)), r"\(B, T, C=16\), got \(2, 5, 8\)"),
     "context": (lambda: TransformerBlock(C, H, F_FF, cross_attention=True)(_x), "pass context"),
     "no cross": (lambda: TransformerBlock(C, H, F_FF)(_x, context=_x), "cross_attention=False"),
     "activation": (lambda: FeedForward(C, F_FF, activation="swish"), "activation must be"),
     "odd d_model": (lambda: sinusoidal_positions(10, 7), "must be even, got 7"),
-    "too long": (lambda: Embeddings(10, 8, max_len=4)(torch.zeros(1, 5, dtype=torch.long)),
-                 "max_len=4"),
+    "too long": (
+        lambda: Embeddings(10, 8, max_len=4)(torch.zeros(1, 5, dtype=torch.long)),
+        "max_len=4",
+    ),
     "pad_id": (lambda: padding_mask(torch.zeros(2, 3, dtype=torch.long)), "pad_id"),
     "causal": (lambda: causal_mask(5, 3), "t_k >= t_q"),
     "split": (lambda: split_heads(_x, 3), "not divisible by n_heads=3"),
-    "from_torch": (lambda: TransformerBlock(C, H, F_FF, norm_first=True).load_from_torch_layer(
-        nn.TransformerEncoderLayer(C, H, F_FF, norm_first=False)), "norm_first"),
+    "from_torch": (
+        lambda: TransformerBlock(C, H, F_FF, norm_first=True).load_from_torch_layer(
+            nn.TransformerEncoderLayer(C, H, F_FF, norm_first=False)
+        ),
+        "norm_first",
+    ),
 }
 
 

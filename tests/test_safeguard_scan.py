@@ -928,9 +928,7 @@ LEGITIMATE = [
 ]
 
 
-@pytest.mark.parametrize(
-    "source", [pytest.param(src, id=name) for name, src in LEGITIMATE]
-)
+@pytest.mark.parametrize("source", [pytest.param(src, id=name) for name, src in LEGITIMATE])
 def test_legitimate_code_is_clean(source: str) -> None:
     findings = scan_source(_cell(source))
     assert findings == [], [(f.line, f.construct) for f in findings]
