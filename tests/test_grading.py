@@ -94,9 +94,14 @@ def test_grade_reports_full_marks_and_zero(lab):
     assert hashlib.sha256(student_path(lab).read_bytes()).hexdigest() == digest
 
 
-def test_grade_cli_output_for_a_learner():
+def test_grade_cli_output_for_a_learner(tmp_path):
     lab = LABS[0]
-    result = run_cli("grade", str(student_path(lab)))
+    folder = tmp_path / lab
+    folder.mkdir()
+    shutil.copy2(student_path(lab), folder)
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    result = run_cli("grade", str(folder / f"{lab}.ipynb"))
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # nothing written
     assert result.returncode == 0, result.stderr
     assert "✗ failed" in result.stdout and "Hint:" in result.stdout
     assert "Score: 0/" in result.stdout
