@@ -1,0 +1,158 @@
+"""Shared fixtures. Only one: ``jupyter_lab``, which starts JupyterLab servers for the browser
+and environment tests (tests/test_browser.py, tests/test_environments.py) and stops them.
+
+A server listens on 127.0.0.1 at a free port, with a random token, ``--allow-root`` and
+``--no-browser``, in its own process group; stopping it kills that group (server and kernels),
+also when a test fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+
+@dataclass
+class LabServer:
+    root: Path
+    port: int
+    token: str
+    process: subprocess.Popen
+    log_path: Path
+    env: dict = field(repr=False, default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def request(self, path: str, method: str = "GET", timeout: float = 30) -> tuple[int, bytes]:
+        """(status, body) of an HTTP request to the server, authenticated with the token."""
+        req = urllib.request.Request(
+            self.url + path, method=method, headers={"Authorization": f"token {self.token}"}
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read()
+
+    def shutdown_kernels(self) -> None:
+        """Delete every session (and so its kernel): one lab's kernel must not slow the next."""
+        status, body = self.request("/api/sessions")
+        if status == 200:
+            for session in json.loads(body):
+                self.request(f"/api/sessions/{session['id']}", method="DELETE")
+        status, body = self.request("/api/kernels")
+        if status == 200:
+            for kernel in json.loads(body):
+                self.request(f"/api/kernels/{kernel['id']}", method="DELETE")
+
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def stop(self) -> None:
+        """Kill the server's process group (the server and its kernels); idempotent."""
+        if self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                pass
+        try:  # kernels the server started are in the same group: make sure they are gone
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        if self.process.poll() is None:
+            self.process.wait(timeout=15)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_lab(
+    root: Path,
+    *,
+    config_dir: Path,
+    env: dict | None = None,
+    extra_args: tuple[str, ...] = (),
+    timeout: float = 120,
+) -> LabServer:
+    """Start ``jupyter lab`` serving ``root``; return once /api/status answers 200."""
+    root, config_dir = Path(root), Path(config_dir)
+    config_dir.mkdir(parents=True, exist_ok=True)
+    state = config_dir.parent / f"{config_dir.name}-state"
+    (state / "runtime").mkdir(parents=True, exist_ok=True)
+    full_env = {
+        **os.environ,
+        # Isolated from ~/.jupyter: user settings, workspaces and runtime files go here.
+        "JUPYTER_CONFIG_DIR": str(config_dir),
+        "JUPYTER_RUNTIME_DIR": str(state / "runtime"),
+        "IPYTHONDIR": str(state / "ipython"),
+        "JUPYTER_PLATFORM_DIRS": "0",
+        **(env or {}),
+    }
+    last_error = ""
+    for _attempt in range(3):  # a free port can be taken between probing and binding
+        port, token = _free_port(), secrets.token_hex(16)
+        log_path = state / f"server-{port}.log"
+        command = [
+            sys.executable, "-m", "jupyterlab",
+            "--allow-root", "--no-browser",
+            "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
+            f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
+            *extra_args,
+        ]  # fmt: skip
+        with open(log_path, "wb") as log:
+            process = subprocess.Popen(
+                command, cwd=root, env=full_env, stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True,
+            )  # fmt: skip
+        server = LabServer(root, port, token, process, log_path, full_env)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                if server.request("/api/status", timeout=5)[0] == 200:
+                    return server
+            except OSError:
+                pass
+            time.sleep(0.5)
+        last_error = server.log()[-4000:]
+        server.stop()
+    raise RuntimeError(f"jupyter lab did not start within {timeout:.0f} s; its log:\n{last_error}")
+
+
+@pytest.fixture(scope="session")
+def jupyter_lab():
+    """Factory ``jupyter_lab(root, config_dir=..., env=..., extra_args=...) -> LabServer``.
+
+    Callers stop their server when done (``server.stop()``); anything left running is
+    stopped at the end of the session.
+    """
+    servers: list[LabServer] = []
+
+    def start(root: Path, **kwargs) -> LabServer:
+        server = start_lab(root, **kwargs)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()

@@ -1,0 +1,626 @@
+"""Launch anywhere: Binder, conda, Colab.
+
+- The package lists agree: pyproject.toml (``dependencies`` + the ``course`` extra),
+  binder/requirements.txt and environment.yml name the same packages with compatible bounds,
+  and both install a CPU build of PyTorch.
+- Binder's post-build step hides nbgrader's instructor tools, and JupyterLab with those
+  settings starts and serves the course (a real server on 127.0.0.1, stopped by its pid).
+- Colab: every notebook starts with the generated setup cell, which does nothing anywhere
+  else; the launch badges point at the notebook; nothing names another repository than
+  ``course_utils.config.REPOSITORY``; each lab's widgets use the ipywidgets 8 protocol
+  that Colab's widget manager renders, and no output needs a JupyterLab-only renderer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
+from course_utils import authoring, config
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: pytest depends on tomli there
+    import tomli as tomllib
+
+ROOT = Path(__file__).resolve().parents[1]
+LABS = list(config.LAB_NAMES)
+NOTEBOOKS = [(lab, kind) for lab in LABS for kind in ("student", "solution")]
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+
+# conda-forge names of PyPI packages; conda packages that are not Python requirements.
+CONDA_TO_PYPI = {"pytorch": "torch", "pytorch-cpu": "torch", "matplotlib-base": "matplotlib"}
+CONDA_NOT_REQUIREMENTS = {"python", "pip", "cpuonly"}
+
+# nbgrader 0.9.6: what learners must not see, and what they use.
+HIDDEN_LAB_PLUGINS = [
+    "@jupyter/nbgrader:formgrader",
+    "@jupyter/nbgrader:create-assignment",
+    "@jupyter/nbgrader:course-list",
+]
+KEPT_LAB_PLUGINS = ["@jupyter/nbgrader:assignment-list", "@jupyter/nbgrader:validate-assignment"]
+HIDDEN_SERVER_EXTENSIONS = [
+    "nbgrader.server_extensions.formgrader",
+    "nbgrader.server_extensions.course_list",
+]
+KEPT_SERVER_EXTENSIONS = [
+    "nbgrader.server_extensions.assignment_list",
+    "nbgrader.server_extensions.validate_assignment",
+]
+
+
+def notebook_path(lab: str, kind: str) -> Path:
+    folder = "notebooks" if kind == "student" else "solutions"
+    return ROOT / folder / lab / f"{lab}.ipynb"
+
+
+def read_notebook(lab: str, kind: str):
+    path = notebook_path(lab, kind)
+    if not path.exists():
+        pytest.fail(f"{path.relative_to(ROOT)} does not exist: build and release lab {lab}")
+    return nbformat.read(path, as_version=4)
+
+
+# ---------------------------------------------------------------------------------------------
+# Package lists
+# ---------------------------------------------------------------------------------------------
+
+
+def _add(found: dict, name: str, spec: SpecifierSet, where: str) -> None:
+    key = canonicalize_name(name)
+    if key in found:
+        raise AssertionError(f"{where}: {name} is listed twice")
+    found[key] = spec
+
+
+def pyproject_requirements() -> dict[str, SpecifierSet]:
+    """What a learner's environment needs: ``dependencies`` plus the ``course`` extra."""
+    project = PYPROJECT["project"]
+    found: dict[str, SpecifierSet] = {}
+    for line in project["dependencies"] + project["optional-dependencies"]["course"]:
+        requirement = Requirement(line)
+        if canonicalize_name(requirement.name) != canonicalize_name(project["name"]):
+            _add(found, requirement.name, requirement.specifier, "pyproject.toml")
+    return found
+
+
+def pip_requirements(path: Path) -> dict[str, SpecifierSet]:
+    found: dict[str, SpecifierSet] = {}
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.split(" #")[0].strip()
+        if not line or line.startswith("#") or line.startswith("-"):
+            continue  # comments and options (--extra-index-url, -e .)
+        requirement = Requirement(line)
+        _add(found, requirement.name, requirement.specifier, str(path.relative_to(ROOT)))
+    return found
+
+
+def conda_spec(text: str) -> tuple[str, SpecifierSet]:
+    """A conda match spec (``name``, ``name>=1.2``, ``name=1.2``, ``name 1.2 build``) as a
+    PyPI name and specifier set. The build string is dropped."""
+    match = re.fullmatch(r"([A-Za-z0-9_.\-]+)\s*([^\s]*)\s*(\S*)", text.strip())
+    if not match:
+        raise AssertionError(f"cannot read the conda spec {text!r}")
+    name, version, _build = match.groups()
+    specifiers = []
+    for part in filter(None, version.split(",")):
+        if re.match(r"(==|!=|>=|<=|~=|>|<)", part):
+            specifiers.append(part)
+        elif part.startswith("="):  # conda's "=1.2" means 1.2.*
+            specifiers.append(f"=={part[1:].rstrip('.*')}.*")
+        else:
+            specifiers.append(f"=={part}")
+    return CONDA_TO_PYPI.get(name, name), SpecifierSet(",".join(specifiers))
+
+
+def conda_requirements(path: Path) -> dict[str, SpecifierSet]:
+    environment = yaml.safe_load(path.read_text(encoding="utf-8"))
+    found: dict[str, SpecifierSet] = {}
+    where = str(path.relative_to(ROOT))
+    for entry in environment["dependencies"]:
+        if isinstance(entry, dict):  # the pip: section
+            for line in entry.get("pip", []):
+                line = line.split(" #")[0].strip()
+                if line and not line.startswith("-"):
+                    requirement = Requirement(line)
+                    _add(found, requirement.name, requirement.specifier, where)
+            continue
+        name, spec = conda_spec(entry)
+        if name not in CONDA_NOT_REQUIREMENTS:
+            _add(found, name, spec, where)
+    return found
+
+
+def _probes(*specs: SpecifierSet) -> list[Version]:
+    """Versions around every bound named in ``specs``: just below, at, and just above."""
+    probes = {Version("0.0.1"), Version("9999")}
+    for spec in specs:
+        for specifier in spec:
+            release = Version(specifier.version.removesuffix(".*")).release
+            probes.add(Version(".".join(map(str, release))))
+            for i in range(len(release)):
+                up = (*release[:i], release[i] + 1, *[0] * (len(release) - i - 1))
+                probes.add(Version(".".join(map(str, up))))
+                if release[i] > 0:
+                    down = (*release[:i], release[i] - 1, *[99] * (len(release) - i - 1))
+                    probes.add(Version(".".join(map(str, down))))
+    return sorted(probes)
+
+
+def incompatibilities(
+    reference: dict[str, SpecifierSet], other: dict[str, SpecifierSet], where: str
+) -> list[str]:
+    """How ``other`` disagrees with pyproject.toml: packages missing or extra, and bounds that
+    allow a version pyproject.toml forbids, or no version pyproject.toml allows."""
+    problems = [f"{where} lacks {name} (pyproject.toml: {name}{reference[name]})"
+                for name in sorted(set(reference) - set(other))]  # fmt: skip
+    problems += [f"{where} has {name}, which pyproject.toml does not list"
+                 for name in sorted(set(other) - set(reference))]  # fmt: skip
+    for name in sorted(set(reference) & set(other)):
+        ours, theirs = reference[name], other[name]
+        probes = _probes(ours, theirs)
+        looser = [v for v in probes if theirs.contains(v, True) and not ours.contains(v, True)]
+        common = [v for v in probes if theirs.contains(v, True) and ours.contains(v, True)]
+        if looser or not common:
+            problems.append(
+                f"{where}: {name}{theirs or ' (any version)'} is not within pyproject.toml's "
+                f"{name}{ours or ' (any version)'}"
+                + (f" (it allows {looser[0]})" if looser else " (no version satisfies both)")
+            )
+    return problems
+
+
+def test_probe_logic_flags_looser_and_disjoint_bounds():
+    reference = {"torch": SpecifierSet(">=2.2"), "nbgrader": SpecifierSet("==0.9.6")}
+    assert not incompatibilities(reference, dict(reference), "same")
+    tighter = {"torch": SpecifierSet(">=2.3,<3"), "nbgrader": SpecifierSet("==0.9.6")}
+    assert not incompatibilities(reference, tighter, "tighter")
+    looser = {"torch": SpecifierSet(">=2.1"), "nbgrader": SpecifierSet(">=0.9")}
+    assert len(incompatibilities(reference, looser, "looser")) == 2
+    disjoint = {"torch": SpecifierSet("<2.2"), "nbgrader": SpecifierSet("==0.9.6")}
+    assert incompatibilities(reference, disjoint, "disjoint")
+    assert conda_spec("nbgrader=0.9.6") == ("nbgrader", SpecifierSet("==0.9.6.*"))
+    assert conda_spec("pytorch >=2.2 cpu*") == ("torch", SpecifierSet(">=2.2"))
+    missing = incompatibilities(
+        reference, {"torch": SpecifierSet(">=2.2"), "x": SpecifierSet()}, "m"
+    )
+    assert len(missing) == 2
+
+
+def test_binder_requirements_match_pyproject():
+    binder = pip_requirements(ROOT / "binder" / "requirements.txt")
+    problems = incompatibilities(pyproject_requirements(), binder, "binder/requirements.txt")
+    assert not problems, "\n".join(problems)
+
+
+def test_conda_environment_matches_pyproject():
+    conda = conda_requirements(ROOT / "environment.yml")
+    problems = incompatibilities(pyproject_requirements(), conda, "environment.yml")
+    assert not problems, "\n".join(problems)
+
+
+def test_binder_and_conda_install_cpu_pytorch_and_a_supported_python():
+    requires_python = SpecifierSet(PYPROJECT["project"]["requires-python"])
+    requirements = (ROOT / "binder" / "requirements.txt").read_text(encoding="utf-8")
+    assert re.search(
+        r"^--(extra-)?index-url https://download\.pytorch\.org/whl/cpu\s*$", requirements, re.M
+    ), "binder/requirements.txt must take torch from PyTorch's CPU index"
+    runtime = (ROOT / "binder" / "runtime.txt").read_text(encoding="utf-8").strip()
+    match = re.fullmatch(r"python-(\d+\.\d+)", runtime)
+    assert match and requires_python.contains(match.group(1)), (
+        f"binder/runtime.txt {runtime!r}: not a Python that pyproject allows ({requires_python})"
+    )
+
+    environment = yaml.safe_load((ROOT / "environment.yml").read_text(encoding="utf-8"))
+    assert environment["channels"][0] == "conda-forge", "environment.yml: conda-forge first"
+    entries = [e for e in environment["dependencies"] if isinstance(e, str)]
+    torch = [e for e in entries if conda_spec(e)[0] == "torch"]
+    assert len(torch) == 1 and (
+        torch[0].startswith("pytorch-cpu") or re.search(r"\scpu\*?$", torch[0])
+    ), f"environment.yml must ask for conda-forge's CPU PyTorch (pytorch-cpu), got {torch}"
+    python = [conda_spec(e)[1] for e in entries if conda_spec(e)[0] == "python"]
+    assert python and all(
+        requires_python.contains(v) for v in ("3.10", "3.11", "3.12") if python[0].contains(v)
+    ), f"environment.yml's python {python} must stay within requires-python {requires_python}"
+    pip_section = [e for e in environment["dependencies"] if isinstance(e, dict)]
+    assert any(
+        re.match(r"-e\s+\.(\s|$)", line) for e in pip_section for line in e.get("pip", [])
+    ), "environment.yml must install course_utils from the checkout (pip: -e .)"
+
+
+# ---------------------------------------------------------------------------------------------
+# Binder's post-build step
+# ---------------------------------------------------------------------------------------------
+
+
+def test_post_build_installs_the_course_and_hides_instructor_tools():
+    post_build = ROOT / "binder" / "postBuild"
+    hide = ROOT / "binder" / "hide-instructor-tools"
+    for script in (post_build, hide):
+        assert os.access(script, os.X_OK), f"{script.relative_to(ROOT)} must be executable"
+        text = script.read_text(encoding="utf-8")
+        assert text.startswith("#!/bin/bash\n") and "set -euo pipefail" in text, script
+    text = post_build.read_text(encoding="utf-8")
+    assert re.search(r"pip install .*-e \.", text), "postBuild must pip install -e ."
+    assert re.search(r"^binder/hide-instructor-tools sys_prefix$", text, re.M)
+
+    hide_text = hide.read_text(encoding="utf-8")
+    for name in HIDDEN_LAB_PLUGINS + HIDDEN_SERVER_EXTENSIONS:
+        assert name in hide_text, f"hide-instructor-tools must disable {name}"
+    for name in KEPT_LAB_PLUGINS + KEPT_SERVER_EXTENSIONS:
+        assert f"disable {name}" not in hide_text and f" {name} " not in hide_text, name
+
+
+def test_the_names_hidden_are_the_ones_nbgrader_registers():
+    """An nbgrader upgrade that renames its plugins must not silently un-hide them."""
+    import importlib
+
+    import nbgrader
+    from jupyter_core.paths import jupyter_config_path
+
+    registered: dict = {}
+    for folder in jupyter_config_path():
+        path = Path(folder) / "jupyter_server_config.d" / "nbgrader.json"
+        if path.exists():
+            registered.update(json.loads(path.read_text())["ServerApp"]["jpserver_extensions"])
+    for name in HIDDEN_SERVER_EXTENSIONS + KEPT_SERVER_EXTENSIONS:
+        assert registered.get(name) is True, f"nbgrader does not enable {name}: {registered}"
+        module = importlib.import_module(name)
+        assert hasattr(module, "_load_jupyter_server_extension") or hasattr(
+            module, "load_jupyter_server_extension"
+        ), name
+    assert nbgrader.__version__ == "0.9.6", "check the plugin names when nbgrader changes"
+    labextension = Path(nbgrader.__file__).parent / "labextension" / "static"
+    if not labextension.is_dir():  # an editable or unusual install: look where Jupyter does
+        labextension = Path(sys.prefix) / "share/jupyter/labextensions/@jupyter/nbgrader/static"
+    code = "\n".join(p.read_text(errors="replace") for p in labextension.glob("*.js"))
+    for plugin in HIDDEN_LAB_PLUGINS + KEPT_LAB_PLUGINS:
+        assert plugin in code, f"nbgrader's lab extension registers no plugin {plugin}"
+
+
+def _strip_ansi(text: str) -> str:
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)
+
+
+@pytest.fixture(scope="module")
+def learner_config(tmp_path_factory) -> Path:
+    """A JUPYTER_CONFIG_DIR set up by binder/hide-instructor-tools, as postBuild does.
+
+    On Binder the script acts on the sys-prefix level, where nbgrader enables its server
+    extensions. Here it acts on a temporary user level: nbgrader's own configuration file is
+    copied there first, so that the level it changes is one where nbgrader is enabled, as on
+    Binder (`jupyter server extension disable` only sees the level it writes to).
+    """
+    config_dir = tmp_path_factory.mktemp("learner-jupyter-config")
+    from jupyter_core.paths import jupyter_config_path
+
+    sources = [
+        Path(p) / "jupyter_server_config.d" / "nbgrader.json"
+        for p in jupyter_config_path()
+        if (Path(p) / "jupyter_server_config.d" / "nbgrader.json").exists()
+    ]
+    assert sources, "nbgrader's server configuration (jupyter_server_config.d/nbgrader.json)"
+    (config_dir / "jupyter_server_config.d").mkdir()
+    shutil.copy(sources[0], config_dir / "jupyter_server_config.d" / "nbgrader.json")
+
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(config_dir)}
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    result = subprocess.run(
+        ["bash", str(ROOT / "binder" / "hide-instructor-tools"), "user"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    return config_dir
+
+
+@pytest.mark.slow
+def test_jupyter_reports_instructor_tools_disabled(learner_config):
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(learner_config)}
+    run = dict(env=env, capture_output=True, text=True, timeout=300)
+    jupyter = [sys.executable, "-m", "jupyter"]
+
+    lab = subprocess.run([*jupyter, "labextension", "list"], **run)
+    listing = _strip_ansi(lab.stdout + lab.stderr)
+    disabled = (
+        listing.split("Disabled extensions:", 1)[-1] if "Disabled extensions:" in listing else ""
+    )
+    for plugin in HIDDEN_LAB_PLUGINS:
+        assert re.search(rf"^\s+{re.escape(plugin)}\b", disabled, re.M), listing
+    for plugin in KEPT_LAB_PLUGINS:
+        assert plugin not in disabled, listing
+
+    server = subprocess.run([*jupyter, "server", "extension", "list"], **run)
+    listing = _strip_ansi(server.stdout + server.stderr)
+    ours = listing.split(f"Config dir: {learner_config}", 1)
+    assert len(ours) == 2, listing
+    block = ours[1].split("Config dir:", 1)[0]
+    for name in HIDDEN_SERVER_EXTENSIONS:
+        assert re.search(rf"^\s+{re.escape(name)} disabled", block, re.M), block
+
+
+@pytest.mark.slow
+def test_jupyter_lab_with_binder_settings_serves_the_course(learner_config, jupyter_lab, tmp_path):
+    course = tmp_path / "course"
+    shutil.copytree(ROOT / "notebooks", course / "notebooks")
+    server = jupyter_lab(course, config_dir=learner_config)
+    try:
+        for lab in LABS:
+            status, body = server.request(f"/api/contents/notebooks/{lab}/{lab}.ipynb")
+            assert status == 200, f"{lab}: {status} {body[:300]!r}"
+            assert json.loads(body)["type"] == "notebook"
+        status, body = server.request("/lab")
+        assert status == 200, status
+        page = re.search(rb'<script id="jupyter-config-data"[^>]*>(.*?)</script>', body, re.S)
+        assert page, "no page config in /lab"
+        page_config = json.loads(page.group(1))
+        for plugin in HIDDEN_LAB_PLUGINS:
+            assert plugin in page_config["disabledExtensions"], page_config["disabledExtensions"]
+        for plugin in KEPT_LAB_PLUGINS:
+            assert plugin not in page_config["disabledExtensions"]
+        # The formgrader and course list are not served; the learner's side of nbgrader is.
+        assert server.request("/formgrader")[0] == 404
+        assert server.request("/formgraders")[0] == 404
+        assert server.request("/nbgrader_version?version=0.9.6")[0] == 200
+        log = server.log()
+        for name in KEPT_SERVER_EXTENSIONS:
+            assert f"{name} | extension was successfully loaded" in log, log[-3000:]
+        for name in HIDDEN_SERVER_EXTENSIONS:
+            assert f"{name} | extension was successfully loaded" not in log
+    finally:
+        server.stop()
+    assert server.process.poll() is not None
+
+
+# ---------------------------------------------------------------------------------------------
+# Colab: setup cell, badges, repository
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("lab", "kind"), NOTEBOOKS)
+def test_first_code_cell_is_the_setup_cell(lab, kind):
+    nb = read_notebook(lab, kind)
+    code = [cell for cell in nb.cells if cell.cell_type == "code"]
+    assert code and code[0].source == authoring.setup_cell_source(), (
+        f"{kind} notebook of {lab}: the first code cell is not authoring.setup_cell_source(); "
+        "rebuild with `python -m course_utils build` and `release`"
+    )
+
+
+@pytest.mark.parametrize(("lab", "kind"), NOTEBOOKS)
+def test_first_markdown_cell_has_launch_badges_for_the_notebook(lab, kind):
+    """Badges point at the student notebook's path: for the student notebook that is its
+    own path; the solution notebook (the nbgrader source) links to what learners open."""
+    nb = read_notebook(lab, kind)
+    markdown = [cell for cell in nb.cells if cell.cell_type == "markdown"]
+    assert markdown and nb.cells[0] is markdown[0], f"{lab} {kind}: must start with markdown"
+    path = f"notebooks/{lab}/{lab}.ipynb"
+    assert path == notebook_path(lab, "student").relative_to(ROOT).as_posix()
+    title = markdown[0].source
+    assert config.colab_badge(path) in title, f"{lab} {kind}: no Colab badge for {path}"
+    assert config.binder_badge(path) in title, f"{lab} {kind}: no Binder badge for {path}"
+    assert (
+        f"colab.research.google.com/github/{config.REPOSITORY}/blob/{config.BRANCH}/{path}" in title
+    )
+    assert (
+        f"mybinder.org/v2/gh/{config.REPOSITORY}/{config.BRANCH}?urlpath=lab/tree/{path}" in title
+    )
+
+
+_HARNESS = textwrap.dedent(
+    """
+    import importlib.abc, json, os, subprocess, sys, types
+
+    source, colab = sys.argv[1], sys.argv[2] == "colab"
+    calls, enabled = [], []
+
+    def record(*args, **kwargs):
+        calls.append([list(a) if isinstance(a, (list, tuple)) else a for a in args])
+        return subprocess.CompletedProcess(args[0] if args else None, 0)
+
+    for name in ("run", "Popen", "call", "check_call", "check_output"):
+        setattr(subprocess, name, record)
+    os.system = record
+
+    class Guard(importlib.abc.MetaPathFinder):  # no pip, no google.* imported for real
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in ("google", "pip"):
+                raise ImportError("the setup cell imported " + name)
+            return None
+
+    sys.meta_path.insert(0, Guard())
+    if colab:  # what Colab has: google.colab.output.enable_custom_widget_manager()
+        google, colab_module = types.ModuleType("google"), types.ModuleType("google.colab")
+        output = types.ModuleType("google.colab.output")
+        output.enable_custom_widget_manager = lambda: enabled.append(True)
+        google.colab, colab_module.output = colab_module, output
+        sys.modules.update({"google": google, "google.colab": colab_module,
+                            "google.colab.output": output})
+    exec(compile(source, "<setup cell>", "exec"), {"__name__": "__main__"})
+    imported = sorted(m for m in sys.modules if m.split(".")[0] in ("google", "pip"))
+    print(json.dumps({"calls": calls, "enabled": len(enabled), "modules": imported}))
+    """
+)
+
+
+def _run_setup_cell(where: str) -> dict:
+    result = subprocess.run(
+        [sys.executable, "-I", "-c", _HARNESS, authoring.setup_cell_source(), where],
+        capture_output=True, text=True, timeout=60, cwd=ROOT / "binder",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_setup_cell_does_nothing_outside_colab():
+    outcome = _run_setup_cell("local")
+    assert outcome == {"calls": [], "enabled": 0, "modules": []}, outcome
+
+
+def test_setup_cell_on_colab_installs_the_course_and_enables_widgets():
+    outcome = _run_setup_cell("colab")
+    assert len(outcome["calls"]) == 1, outcome
+    command = outcome["calls"][0][0]
+    assert command[1:] == ["-m", "pip", "install", "-q", config.pip_install_target()], command
+    assert config.REPOSITORY in config.pip_install_target()
+    assert outcome["enabled"] == 1, "the setup cell must enable Colab's custom widget manager"
+
+
+# GitHub repositories named in a URL: (owner, name).
+_REPOSITORY_PATTERNS = [
+    r"colab\.research\.google\.com/github/([\w.-]+)/([\w.-]+)",
+    r"mybinder\.org/v2/gh/([\w.-]+)/([\w.-]+)",
+    r"raw\.githubusercontent\.com/([\w.-]+)/([\w.-]+)",
+    r"(?<![\w.])github\.com[/:]([\w.-]+)/([\w.-]+)",
+]
+# Repositories the course's own files may cite (credits, data sources). Launch links (Colab,
+# Binder, pip install from git) must always name config.REPOSITORY.
+CITED_REPOSITORIES = {"karpathy/char-rnn"}
+
+
+def repositories(text: str) -> list[tuple[str, str]]:
+    """(repository, the URL's start) for every GitHub repository named in ``text``."""
+    found = []
+    for pattern in _REPOSITORY_PATTERNS:
+        for match in re.finditer(pattern, text):
+            owner, name = match.group(1), match.group(2).removesuffix(".git")
+            found.append((f"{owner}/{name}", text[max(0, match.start() - 20) : match.end()]))
+    return found
+
+
+def _is_launch_link(context: str) -> bool:
+    return bool(re.search(r"colab\.research|mybinder\.org|git\+https?://", context))
+
+
+def test_repository_scanner_finds_what_it_should():
+    text = (
+        "[x](https://colab.research.google.com/github/a/b/blob/main/n.ipynb) "
+        "https://mybinder.org/v2/gh/c/d/main git+https://github.com/e/f.git@main "
+        "https://raw.githubusercontent.com/karpathy/char-rnn/master/x.txt"
+    )
+    assert [r for r, _ in repositories(text)] == ["a/b", "c/d", "karpathy/char-rnn", "e/f"]
+
+
+def test_no_file_names_another_repository():
+    owner, name = config.REPOSITORY.split("/")
+    strict = [ROOT / "README.md", ROOT / "environment.yml", *sorted((ROOT / "binder").iterdir())]
+    lenient = [ROOT / "CONTRIBUTING.md"] + sorted(
+        path
+        for folder in ("notebooks", "solutions")
+        for path in (ROOT / folder).rglob("*")
+        if path.suffix in (".ipynb", ".py", ".md") and ".ipynb_checkpoints" not in path.parts
+    )
+    problems = []
+    for path in strict + lenient:
+        if not path.is_file():
+            continue
+        text = path.read_text(encoding="utf-8", errors="replace")
+        for repository, context in repositories(text):
+            if repository == config.REPOSITORY:
+                continue
+            looks_like_ours = repository.split("/")[0] == owner or repository.split("/")[1] == name
+            if (
+                _is_launch_link(context)
+                or looks_like_ours
+                or (path in strict and repository not in CITED_REPOSITORIES)
+            ):
+                problems.append(f"{path.relative_to(ROOT)}: {repository} in {context!r}")
+    urls = PYPROJECT["project"].get("urls", {})
+    for key, url in urls.items():
+        if any(r != config.REPOSITORY for r, _ in repositories(url)):
+            problems.append(f"pyproject.toml [project.urls] {key} = {url!r}")
+    assert any(config.REPOSITORY in [r for r, _ in repositories(url)] for url in urls.values()), (
+        f"pyproject.toml: [project.urls] must link to {config.github_url()}"
+    )
+    assert not problems, (
+        f"files that name another repository than {config.REPOSITORY}:\n" + "\n".join(problems)
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Colab: widgets through ipywidgets 8's protocol, no JupyterLab-only outputs
+# ---------------------------------------------------------------------------------------------
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+# What Colab (and classic Jupyter, VS Code) render: anything else needs a JupyterLab renderer.
+PORTABLE_MIME_TYPES = {
+    "text/plain", "text/html", "text/markdown", "text/latex", "image/png", "image/jpeg",
+    "image/svg+xml", "image/gif", "application/json", "application/javascript", WIDGET_VIEW,
+}  # fmt: skip
+# ipywidgets 8 model modules and their protocol versions (Colab loads these for version 2).
+CORE_WIDGET_MODULES = {
+    "@jupyter-widgets/base": "2.0.0",
+    "@jupyter-widgets/controls": "2.0.0",
+    "@jupyter-widgets/output": "1.0.0",
+}
+
+
+def execute_in_smoke_profile(nb, folder: Path, monkeypatch):
+    """Run ``nb`` headlessly with nbclient in the smoke profile; widget state is kept."""
+    from nbclient import NotebookClient
+
+    monkeypatch.setenv("COURSE_PROFILE", "smoke")
+    monkeypatch.setenv("COURSE_OFFLINE", "1")
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    )
+    client = NotebookClient(
+        nb, timeout=300, kernel_name="python3", store_widget_state=True,
+        resources={"metadata": {"path": str(folder)}},
+    )  # fmt: skip
+    client.execute()
+    return nb
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lab", LABS)
+def test_widgets_use_the_ipywidgets8_protocol_colab_renders(lab, tmp_path, monkeypatch):
+    nb = execute_in_smoke_profile(read_notebook(lab, "solution"), tmp_path, monkeypatch)
+    views, problems = [], []
+    for index, cell in enumerate(nb.cells):
+        for output in cell.get("outputs", []):
+            if output["output_type"] not in ("display_data", "execute_result"):
+                continue
+            data = output.get("data", {})
+            odd = sorted(set(data) - PORTABLE_MIME_TYPES)
+            if odd:
+                problems.append(f"cell {index + 1}: output needs a JupyterLab renderer: {odd}")
+            if "text/plain" not in data and not (set(data) & {"text/html", "image/png"}):
+                problems.append(
+                    f"cell {index + 1}: output with no portable fallback: {sorted(data)}"
+                )
+            if WIDGET_VIEW in data:
+                view = data[WIDGET_VIEW]
+                views.append(view["model_id"])
+                if view.get("version_major") != 2:
+                    problems.append(f"cell {index + 1}: widget view version {view} is not 2.x")
+    assert views, f"{lab}: no widget displayed (every lab promises one)"
+
+    state = nb.metadata.get("widgets", {}).get(WIDGET_STATE, {})
+    assert state.get("version_major") == 2, f"{lab}: widget state is not ipywidgets 8's"
+    models = state.get("state", {})
+    for model_id in views:
+        if model_id not in models:
+            problems.append(f"widget {model_id} is displayed but its state was not saved")
+    for model in models.values():
+        module = model["model_module"]
+        if CORE_WIDGET_MODULES.get(module) != model["model_module_version"]:
+            problems.append(
+                f"model {model['model_name']} from {module} {model['model_module_version']}: "
+                "not an ipywidgets 8 core widget (Colab renders those without extensions)"
+            )
+    assert not problems, f"{lab}:\n" + "\n".join(problems)
