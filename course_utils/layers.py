@@ -55,8 +55,9 @@ __all__ = [
 # --------------------------------------------------------------------------------------------
 
 
-def causal_mask(t_q: int, t_k: int | None = None, *, device: torch.device | str | None = None
-                ) -> Tensor:
+def causal_mask(
+    t_q: int, t_k: int | None = None, *, device: torch.device | str | None = None
+) -> Tensor:
     """Bool (t_q, t_k) mask, True where query i may attend key j: on and below the diagonal.
 
     With a KV cache the queries are the *last* t_q positions of a sequence of t_k keys, so the
@@ -166,8 +167,14 @@ def _guard_empty_rows(mask: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def scaled_dot_product_attention(
-    q: Tensor, k: Tensor, v: Tensor, *, attn_mask: Tensor | None = None,
-    is_causal: bool = False, dropout_p: float = 0.0, training: bool = False,
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    *,
+    attn_mask: Tensor | None = None,
+    is_causal: bool = False,
+    dropout_p: float = 0.0,
+    training: bool = False,
 ) -> tuple[Tensor, Tensor]:
     """softmax(Q K^T / sqrt(D)) V, spelled out. Returns (out, weights).
 
@@ -180,9 +187,11 @@ def scaled_dot_product_attention(
     The weights returned are the ones used, i.e. after dropout when ``training``.
     """
     if q.dim() < 2 or q.shape[:-2] != k.shape[:-2] or k.shape[:-1] != v.shape[:-1]:
-        raise ValueError(f"expected q (..., Tq, D), k (..., Tk, D), v (..., Tk, Dv) with the "
-                         f"same leading dims, got {tuple(q.shape)}, {tuple(k.shape)}, "
-                         f"{tuple(v.shape)}")
+        raise ValueError(
+            f"expected q (..., Tq, D), k (..., Tk, D), v (..., Tk, Dv) with the "
+            f"same leading dims, got {tuple(q.shape)}, {tuple(k.shape)}, "
+            f"{tuple(v.shape)}"
+        )
     if q.size(-1) != k.size(-1):
         raise ValueError(f"q and k need the same last dim D, got {q.size(-1)} and {k.size(-1)}")
     mask = _attention_mask(attn_mask, is_causal, (*q.shape[:-1], k.size(-2)), q.device)
@@ -199,8 +208,9 @@ def scaled_dot_product_attention(
     return weights @ v, weights
 
 
-def _attention_mask(attn_mask: Tensor | None, is_causal: bool, target: tuple[int, ...],
-                    device: torch.device) -> Tensor | None:
+def _attention_mask(
+    attn_mask: Tensor | None, is_causal: bool, target: tuple[int, ...], device: torch.device
+) -> Tensor | None:
     """Validate ``attn_mask`` against (..., Tq, Tk) and fold in the causal mask."""
     if attn_mask is not None:
         _check_bool(attn_mask, "attn_mask")
@@ -210,8 +220,9 @@ def _attention_mask(attn_mask: Tensor | None, is_causal: bool, target: tuple[int
     return attn_mask
 
 
-def _fast_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, is_causal: bool,
-                    dropout_p: float) -> Tensor:
+def _fast_attention(
+    q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, is_causal: bool, dropout_p: float
+) -> Tensor:
     """The same maths through PyTorch's fused kernel (flash / memory-efficient on a GPU)."""
     t_q, t_k = q.size(-2), k.size(-2)
     if mask is None and (not is_causal or t_q == t_k):
@@ -251,22 +262,37 @@ class MultiHeadAttention(nn.Module):
     :func:`scaled_dot_product_attention`. Both give the same numbers to float32 rounding.
     """
 
-    def __init__(self, d_model: int, n_heads: int, *, dropout: float = 0.0, bias: bool = True,
-                 fast: bool = True) -> None:
+    def __init__(
+        self,
+        d_model: int,
+        n_heads: int,
+        *,
+        dropout: float = 0.0,
+        bias: bool = True,
+        fast: bool = True,
+    ) -> None:
         super().__init__()
         if d_model % n_heads != 0:
-            raise ValueError(f"d_model={d_model} is not divisible by n_heads={n_heads}; each "
-                             f"head gets d_model // n_heads channels")
+            raise ValueError(
+                f"d_model={d_model} is not divisible by n_heads={n_heads}; each "
+                f"head gets d_model // n_heads channels"
+            )
         self.d_model, self.n_heads, self.dropout, self.fast = d_model, n_heads, dropout, fast
         self.q_proj = nn.Linear(d_model, d_model, bias=bias)
         self.k_proj = nn.Linear(d_model, d_model, bias=bias)
         self.v_proj = nn.Linear(d_model, d_model, bias=bias)
         self.out_proj = nn.Linear(d_model, d_model, bias=bias)
 
-    def forward(self, x: Tensor, context: Tensor | None = None, *,
-                attn_mask: Tensor | None = None, key_padding_mask: Tensor | None = None,
-                is_causal: bool = False, need_weights: bool = False
-                ) -> tuple[Tensor, Tensor | None]:
+    def forward(
+        self,
+        x: Tensor,
+        context: Tensor | None = None,
+        *,
+        attn_mask: Tensor | None = None,
+        key_padding_mask: Tensor | None = None,
+        is_causal: bool = False,
+        need_weights: bool = False,
+    ) -> tuple[Tensor, Tensor | None]:
         """x (B, Tq, C), context (B, Tk, C) or None -> (out (B, Tq, C), weights or None).
 
         attn_mask: bool, True = may attend, (Tq, Tk) or (B, 1 or H, Tq, Tk).
@@ -279,22 +305,26 @@ class MultiHeadAttention(nn.Module):
         self._check_input(context, "context")
         b, t_q, t_k = x.size(0), x.size(1), context.size(1)
         if context.size(0) != b:
-            raise ValueError(f"x and context need the same batch size, got {b} and "
-                             f"{context.size(0)}")
+            raise ValueError(
+                f"x and context need the same batch size, got {b} and {context.size(0)}"
+            )
         if attn_mask is not None and attn_mask.dim() not in (2, 4):
             # A 3-D mask would broadcast (B, Tq, Tk) as (1, B, Tq, Tk): batch on the head axis.
-            raise ValueError(f"attn_mask must be (Tq, Tk) = {(t_q, t_k)} or (B, 1 or H, Tq, Tk),"
-                             f" got {tuple(attn_mask.shape)}")
+            raise ValueError(
+                f"attn_mask must be (Tq, Tk) = {(t_q, t_k)} or (B, 1 or H, Tq, Tk),"
+                f" got {tuple(attn_mask.shape)}"
+            )
         if key_padding_mask is not None:
             _check_bool(key_padding_mask, "key_padding_mask")
             if tuple(key_padding_mask.shape) != (b, t_k):
-                raise ValueError(f"key_padding_mask must be (B, Tk) = {(b, t_k)} with True = "
-                                 f"padding, got {tuple(key_padding_mask.shape)}")
+                raise ValueError(
+                    f"key_padding_mask must be (B, Tk) = {(b, t_k)} with True = "
+                    f"padding, got {tuple(key_padding_mask.shape)}"
+                )
             key_padding_mask = padding_mask(key_padding_mask)
         if attn_mask is not None:
             _check_bool(attn_mask, "attn_mask")
-            _check_broadcast(attn_mask, (b, self.n_heads, t_q, t_k), "attn_mask",
-                             "(B, H, Tq, Tk)")
+            _check_broadcast(attn_mask, (b, self.n_heads, t_q, t_k), "attn_mask", "(B, H, Tq, Tk)")
         mask = combine_masks(attn_mask, key_padding_mask)
 
         q = split_heads(self.q_proj(x), self.n_heads)  # (B, H, Tq, D)
@@ -303,8 +333,9 @@ class MultiHeadAttention(nn.Module):
         p = self.dropout if self.training else 0.0
         weights = None
         if need_weights or not self.fast:
-            y, weights = scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal,
-                                                      dropout_p=p, training=self.training)
+            y, weights = scaled_dot_product_attention(
+                q, k, v, attn_mask=mask, is_causal=is_causal, dropout_p=p, training=self.training
+            )
         else:
             y = _fast_attention(q, k, v, mask, is_causal, p)
         out = self.out_proj(merge_heads(y))
@@ -318,9 +349,11 @@ class MultiHeadAttention(nn.Module):
     def load_from_torch(self, mha: nn.MultiheadAttention) -> MultiHeadAttention:
         """Copy the weights of an ``nn.MultiheadAttention`` into this module; returns self."""
         if (mha.embed_dim, mha.num_heads) != (self.d_model, self.n_heads):
-            raise ValueError(f"shape mismatch: torch has embed_dim={mha.embed_dim}, num_heads="
-                             f"{mha.num_heads}; this has d_model={self.d_model}, n_heads="
-                             f"{self.n_heads}")
+            raise ValueError(
+                f"shape mismatch: torch has embed_dim={mha.embed_dim}, num_heads="
+                f"{mha.num_heads}; this has d_model={self.d_model}, n_heads="
+                f"{self.n_heads}"
+            )
         if not mha._qkv_same_embed_dim or mha.bias_k is not None or mha.add_zero_attn:
             raise ValueError("kdim/vdim, add_bias_kv and add_zero_attn are not supported")
         if (mha.in_proj_bias is None) != (self.q_proj.bias is None):
@@ -329,8 +362,9 @@ class MultiHeadAttention(nn.Module):
         for proj, w in zip((self.q_proj, self.k_proj, self.v_proj), mha.in_proj_weight.chunk(3)):
             proj.weight.copy_(w)
         if mha.in_proj_bias is not None:
-            for proj, bias in zip((self.q_proj, self.k_proj, self.v_proj),
-                                  mha.in_proj_bias.chunk(3)):
+            for proj, bias in zip(
+                (self.q_proj, self.k_proj, self.v_proj), mha.in_proj_bias.chunk(3)
+            ):
                 proj.bias.copy_(bias)
         _copy_params(self.out_proj, mha.out_proj)
         return self
@@ -338,8 +372,13 @@ class MultiHeadAttention(nn.Module):
     @classmethod
     def from_torch(cls, mha: nn.MultiheadAttention, *, fast: bool = True) -> MultiHeadAttention:
         """A new module with the configuration and weights of an ``nn.MultiheadAttention``."""
-        module = cls(mha.embed_dim, mha.num_heads, dropout=mha.dropout,
-                     bias=mha.in_proj_bias is not None, fast=fast)
+        module = cls(
+            mha.embed_dim,
+            mha.num_heads,
+            dropout=mha.dropout,
+            bias=mha.in_proj_bias is not None,
+            fast=fast,
+        )
         w = mha.out_proj.weight
         return module.to(device=w.device, dtype=w.dtype).load_from_torch(mha)
 
@@ -372,12 +411,20 @@ class FeedForward(nn.Module):
     dropped. In eval mode the two agree exactly.
     """
 
-    def __init__(self, d_model: int, d_ff: int, *, dropout: float = 0.0,
-                 activation: str = "gelu", bias: bool = True) -> None:
+    def __init__(
+        self,
+        d_model: int,
+        d_ff: int,
+        *,
+        dropout: float = 0.0,
+        activation: str = "gelu",
+        bias: bool = True,
+    ) -> None:
         super().__init__()
         if activation not in _ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, "
-                             f"got {activation!r}")
+            raise ValueError(
+                f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}"
+            )
         self.fc1 = nn.Linear(d_model, d_ff, bias=bias)
         self.act = _ACTIVATIONS[activation]()
         self.fc2 = nn.Linear(d_ff, d_model, bias=bias)
@@ -402,10 +449,19 @@ class TransformerBlock(nn.Module):
     cross-attention), ``ffn``, ``ffn_norm``.
     """
 
-    def __init__(self, d_model: int, n_heads: int, d_ff: int, *, dropout: float = 0.0,
-                 norm_first: bool = True, cross_attention: bool = False,
-                 activation: str = "gelu", layer_norm_eps: float = 1e-5,
-                 bias: bool = True) -> None:
+    def __init__(
+        self,
+        d_model: int,
+        n_heads: int,
+        d_ff: int,
+        *,
+        dropout: float = 0.0,
+        norm_first: bool = True,
+        cross_attention: bool = False,
+        activation: str = "gelu",
+        layer_norm_eps: float = 1e-5,
+        bias: bool = True,
+    ) -> None:
         super().__init__()
         self.norm_first, self.cross_attention = norm_first, cross_attention
         self.self_attn = MultiHeadAttention(d_model, n_heads, dropout=dropout, bias=bias)
@@ -417,10 +473,17 @@ class TransformerBlock(nn.Module):
         self.ffn_norm = nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias)
         self.dropout = nn.Dropout(dropout)  # on each attention output, before the residual add
 
-    def forward(self, x: Tensor, *, context: Tensor | None = None,
-                attn_mask: Tensor | None = None, key_padding_mask: Tensor | None = None,
-                is_causal: bool = False, context_key_padding_mask: Tensor | None = None,
-                context_attn_mask: Tensor | None = None) -> Tensor:
+    def forward(
+        self,
+        x: Tensor,
+        *,
+        context: Tensor | None = None,
+        attn_mask: Tensor | None = None,
+        key_padding_mask: Tensor | None = None,
+        is_causal: bool = False,
+        context_key_padding_mask: Tensor | None = None,
+        context_attn_mask: Tensor | None = None,
+    ) -> Tensor:
         """x (B, T, C), context (B, Tk, C) for cross-attention -> (B, T, C).
 
         ``attn_mask``/``key_padding_mask``/``is_causal`` apply to self-attention,
@@ -429,17 +492,29 @@ class TransformerBlock(nn.Module):
         """
         if self.cross_attention and context is None:
             raise ValueError("this block has cross_attention=True: pass context=(B, Tk, C)")
-        if not self.cross_attention and (context is not None or context_key_padding_mask
-                                         is not None or context_attn_mask is not None):
+        if not self.cross_attention and (
+            context is not None
+            or context_key_padding_mask is not None
+            or context_attn_mask is not None
+        ):
             raise ValueError("context given to a block built with cross_attention=False")
 
         def self_attend(h: Tensor) -> Tensor:
-            return self.dropout(self.self_attn(h, attn_mask=attn_mask, is_causal=is_causal,
-                                               key_padding_mask=key_padding_mask)[0])
+            return self.dropout(
+                self.self_attn(
+                    h, attn_mask=attn_mask, is_causal=is_causal, key_padding_mask=key_padding_mask
+                )[0]
+            )
 
         def cross_attend(h: Tensor) -> Tensor:
-            return self.dropout(self.cross_attn(h, context, attn_mask=context_attn_mask,
-                                                key_padding_mask=context_key_padding_mask)[0])
+            return self.dropout(
+                self.cross_attn(
+                    h,
+                    context,
+                    attn_mask=context_attn_mask,
+                    key_padding_mask=context_key_padding_mask,
+                )[0]
+            )
 
         sublayers = [(self_attend, self.attn_norm)]
         if self.cross_attention:
@@ -465,12 +540,16 @@ class TransformerBlock(nn.Module):
         """
         is_decoder = isinstance(layer, nn.TransformerDecoderLayer)
         if not is_decoder and not isinstance(layer, nn.TransformerEncoderLayer):
-            raise ValueError(f"expected nn.TransformerEncoderLayer or nn.TransformerDecoderLayer,"
-                             f" got {type(layer).__name__}")
+            raise ValueError(
+                f"expected nn.TransformerEncoderLayer or nn.TransformerDecoderLayer,"
+                f" got {type(layer).__name__}"
+            )
         if is_decoder != self.cross_attention or layer.norm_first != self.norm_first:
-            raise ValueError(f"layer has decoder={is_decoder}, norm_first={layer.norm_first}; "
-                             f"this block has cross_attention={self.cross_attention}, "
-                             f"norm_first={self.norm_first}")
+            raise ValueError(
+                f"layer has decoder={is_decoder}, norm_first={layer.norm_first}; "
+                f"this block has cross_attention={self.cross_attention}, "
+                f"norm_first={self.norm_first}"
+            )
         if _activation_name(layer.activation) != _activation_name(self.ffn.act):
             raise ValueError("activation differs between the layer and this block")
         self.self_attn.load_from_torch(layer.self_attn)
@@ -486,15 +565,22 @@ class TransformerBlock(nn.Module):
         return self
 
     @classmethod
-    def from_torch(cls, layer: nn.TransformerEncoderLayer | nn.TransformerDecoderLayer
-                   ) -> TransformerBlock:
+    def from_torch(
+        cls, layer: nn.TransformerEncoderLayer | nn.TransformerDecoderLayer
+    ) -> TransformerBlock:
         """A new block with the configuration and weights of a PyTorch layer."""
         attn = layer.self_attn
-        block = cls(attn.embed_dim, attn.num_heads, layer.linear1.out_features,
-                    dropout=layer.dropout.p, norm_first=layer.norm_first,
-                    cross_attention=isinstance(layer, nn.TransformerDecoderLayer),
-                    activation=_activation_name(layer.activation), layer_norm_eps=layer.norm1.eps,
-                    bias=layer.linear1.bias is not None)
+        block = cls(
+            attn.embed_dim,
+            attn.num_heads,
+            layer.linear1.out_features,
+            dropout=layer.dropout.p,
+            norm_first=layer.norm_first,
+            cross_attention=isinstance(layer, nn.TransformerDecoderLayer),
+            activation=_activation_name(layer.activation),
+            layer_norm_eps=layer.norm1.eps,
+            bias=layer.linear1.bias is not None,
+        )
         w = layer.linear1.weight
         return block.to(device=w.device, dtype=w.dtype).load_from_torch_layer(layer)
 
@@ -522,8 +608,9 @@ def sinusoidal_positions(max_len: int, d_model: int) -> Tensor:
     sines and cosines interleaved, wavelengths from 2*pi to 10000 * 2*pi.
     """
     if d_model % 2 != 0 or d_model < 2:
-        raise ValueError(f"sinusoidal positions pair a sin with a cos: d_model must be even, "
-                         f"got {d_model}")
+        raise ValueError(
+            f"sinusoidal positions pair a sin with a cos: d_model must be even, got {d_model}"
+        )
     if max_len < 1:
         raise ValueError(f"max_len must be >= 1, got {max_len}")
     # float64 for the angles: pos * freq loses digits in float32 at large pos.
@@ -538,8 +625,10 @@ def sinusoidal_positions(max_len: int, d_model: int) -> Tensor:
 
 def _check_positions(seq_len: int, start: int, max_len: int) -> None:
     if start < 0 or start + seq_len > max_len:
-        raise ValueError(f"positions {start} .. {start + seq_len - 1} are outside the table of "
-                         f"max_len={max_len}; build the embeddings with a larger max_len")
+        raise ValueError(
+            f"positions {start} .. {start + seq_len - 1} are outside the table of "
+            f"max_len={max_len}; build the embeddings with a larger max_len"
+        )
 
 
 class LearnedPositionalEmbedding(nn.Module):
@@ -554,7 +643,7 @@ class LearnedPositionalEmbedding(nn.Module):
     def forward(self, seq_len: int, *, start: int = 0) -> Tensor:
         """Positions start .. start + seq_len - 1 -> (seq_len, C)."""
         _check_positions(seq_len, start, self.max_len)
-        return self.weight[start:start + seq_len]
+        return self.weight[start : start + seq_len]
 
 
 class SinusoidalPositionalEmbedding(nn.Module):
@@ -569,7 +658,7 @@ class SinusoidalPositionalEmbedding(nn.Module):
     def forward(self, seq_len: int, *, start: int = 0) -> Tensor:
         """Positions start .. start + seq_len - 1 -> (seq_len, C)."""
         _check_positions(seq_len, start, self.max_len)
-        return self.table[start:start + seq_len]
+        return self.table[start : start + seq_len]
 
 
 class Embeddings(nn.Module):
@@ -580,8 +669,15 @@ class Embeddings(nn.Module):
     ``start_pos`` in forward offsets the positions, for decoding with a KV cache.
     """
 
-    def __init__(self, vocab_size: int, d_model: int, max_len: int, *,
-                 positions: str = "learned", dropout: float = 0.0) -> None:
+    def __init__(
+        self,
+        vocab_size: int,
+        d_model: int,
+        max_len: int,
+        *,
+        positions: str = "learned",
+        dropout: float = 0.0,
+    ) -> None:
         super().__init__()
         kinds = {"learned": LearnedPositionalEmbedding, "sinusoidal": SinusoidalPositionalEmbedding}
         if positions not in kinds:
@@ -592,8 +688,9 @@ class Embeddings(nn.Module):
 
     def forward(self, ids: Tensor, *, start_pos: int = 0) -> Tensor:
         if ids.dim() != 2 or ids.is_floating_point():
-            raise ValueError(f"ids must be integer token ids (B, T), got {ids.dtype} "
-                             f"{tuple(ids.shape)}")
+            raise ValueError(
+                f"ids must be integer token ids (B, T), got {ids.dtype} {tuple(ids.shape)}"
+            )
         pos = self.pos_emb(ids.size(1), start=start_pos)  # (T, C), broadcasts over the batch
         return self.dropout(self.tok_emb(ids) + pos)
 

@@ -179,8 +179,7 @@ _R_NATIVE = (
     "graded work must not do it."
 )
 _R_STRING_EVAL = (
-    "`{name}` evaluates text as code, which hides what actually runs; graded work must not "
-    "use it."
+    "`{name}` evaluates text as code, which hides what actually runs; graded work must not use it."
 )
 _R_TIMEIT_STRING = (
     "The timeit module runs code given as text, which hides what actually runs; time a "
@@ -222,28 +221,82 @@ _R_INTERNAL_MODULE = (
 _ALLOWED_LINE_MAGICS = frozenset({"time", "timeit", "matplotlib", "pinfo", "pinfo2"})
 _ALLOWED_CELL_MAGICS = frozenset({"time", "timeit"})
 _SHELL_ALIAS_MAGICS = frozenset(
-    {"cat", "cp", "ldir", "lf", "lk", "ll", "ls", "lx", "mkdir", "mv", "rm", "rmdir",
-     "sx", "system", "sc"}
+    {
+        "cat",
+        "cp",
+        "ldir",
+        "lf",
+        "lk",
+        "ll",
+        "ls",
+        "lx",
+        "mkdir",
+        "mv",
+        "rm",
+        "rmdir",
+        "sx",
+        "system",
+        "sc",
+    }
 )
 # Automagic one-liners that are also valid Python (e.g. ``reset -f``, ``autocall``): flagged
 # only for magic names that no one uses as a variable and whose effect outlives the cell.
 _RISKY_BARE_MAGICS = frozenset(
-    {"autocall", "automagic", "autoawait", "doctest_mode", "pdb", "reset", "reset_selective",
-     "xdel", "rerun", "cd", "pushd", "popd", "load_ext", "reload_ext", "unload_ext", "unalias",
-     "rehashx", "killbgscripts", "logstart", "logon", "logoff", "logstop", "rm", "rmdir",
-     "mkdir", "mv", "cp", "sc", "sx", "set_env", "alias_magic", "pylab", "gui", "loadpy",
-     "macro", "store", "connect_info", "autosave", "subshell"}
+    {
+        "autocall",
+        "automagic",
+        "autoawait",
+        "doctest_mode",
+        "pdb",
+        "reset",
+        "reset_selective",
+        "xdel",
+        "rerun",
+        "cd",
+        "pushd",
+        "popd",
+        "load_ext",
+        "reload_ext",
+        "unload_ext",
+        "unalias",
+        "rehashx",
+        "killbgscripts",
+        "logstart",
+        "logon",
+        "logoff",
+        "logstop",
+        "rm",
+        "rmdir",
+        "mkdir",
+        "mv",
+        "cp",
+        "sc",
+        "sx",
+        "set_env",
+        "alias_magic",
+        "pylab",
+        "gui",
+        "loadpy",
+        "macro",
+        "store",
+        "connect_info",
+        "autosave",
+        "subshell",
+    }
 )
 # Line magics of a default kernel, used for automagic when IPython cannot list them.
-_FALLBACK_LINE_MAGICS = frozenset(
-    "alias alias_magic autoawait autocall automagic bookmark cd colors conda config debug "
-    "dhist dirs doctest_mode edit env gui history killbgscripts load load_ext loadpy logoff "
-    "logon logstart logstate logstop lsmagic macro magic matplotlib notebook page pastebin pdb "
-    "pdef pdoc pfile pinfo pinfo2 pip popd pprint precision prun psearch psource pushd pwd "
-    "pycat pylab quickref recall rehashx reload_ext rerun reset reset_selective run save sc "
-    "set_env sx system tb time timeit unalias unload_ext who who_ls whos xdel xmode clear less "
-    "more man connect_info qtconsole autosave subshell ed hist rep".split()
-) | _SHELL_ALIAS_MAGICS
+_FALLBACK_LINE_MAGICS = (
+    frozenset(
+        "alias alias_magic autoawait autocall automagic bookmark cd colors conda config debug "
+        "dhist dirs doctest_mode edit env gui history killbgscripts load load_ext loadpy logoff "
+        "logon logstart logstate logstop lsmagic macro magic matplotlib notebook page pastebin pdb "
+        "pdef pdoc pfile pinfo pinfo2 pip popd pprint precision prun psearch psource pushd pwd "
+        "pycat pylab quickref recall rehashx reload_ext rerun reset reset_selective run save sc "
+        "set_env sx system tb time timeit unalias unload_ext who who_ls whos xdel xmode clear less "
+        "more man connect_info qtconsole autosave subshell ed hist rep".split()
+    )
+    | _SHELL_ALIAS_MAGICS
+)
 
 # Top-level modules whose import is flagged, with a few words on what they are.
 _KERNEL_MODULES = {
@@ -313,9 +366,26 @@ _FORBIDDEN_MODULES = {
 _ALLOWED_FROM_IMPORTS = {
     "types": frozenset({"SimpleNamespace"}),
     "IPython.display": frozenset(
-        {"display", "HTML", "Markdown", "Image", "Math", "Latex", "SVG", "Audio", "Video",
-         "IFrame", "JSON", "Pretty", "Code", "display_html", "display_markdown",
-         "display_latex", "display_svg", "display_png"}
+        {
+            "display",
+            "HTML",
+            "Markdown",
+            "Image",
+            "Math",
+            "Latex",
+            "SVG",
+            "Audio",
+            "Video",
+            "IFrame",
+            "JSON",
+            "Pretty",
+            "Code",
+            "display_html",
+            "display_markdown",
+            "display_latex",
+            "display_svg",
+            "display_png",
+        }
     ),
 }
 _FORBIDDEN_SUBMODULES = {
@@ -326,167 +396,628 @@ _FORBIDDEN_SUBMODULES = {
     "torch.hub": "torch.hub (loads code from repositories)",
 }
 _ALLOWED_FUTURE = frozenset(
-    {"annotations", "division", "print_function", "absolute_import", "unicode_literals",
-     "generators", "nested_scopes", "with_statement", "generator_stop"}
+    {
+        "annotations",
+        "division",
+        "print_function",
+        "absolute_import",
+        "unicode_literals",
+        "generators",
+        "nested_scopes",
+        "with_statement",
+        "generator_stop",
+    }
 )
 # Names that may be used without an import in the cell because an earlier cell imported them.
 _DEFAULT_ALIASES = {
-    "torch": "torch", "np": "numpy", "numpy": "numpy", "F": "torch.nn.functional",
-    "nn": "torch.nn", "checks": "course_utils.checks", "course_utils": "course_utils",
-    "sys": "sys", "os": "os", "plt": "matplotlib.pyplot", "matplotlib": "matplotlib",
-    "mpl": "matplotlib", "math": "math", "random": "random", "pd": "pandas",
-    "pandas": "pandas", "operator": "operator",
+    "torch": "torch",
+    "np": "numpy",
+    "numpy": "numpy",
+    "F": "torch.nn.functional",
+    "nn": "torch.nn",
+    "checks": "course_utils.checks",
+    "course_utils": "course_utils",
+    "sys": "sys",
+    "os": "os",
+    "plt": "matplotlib.pyplot",
+    "matplotlib": "matplotlib",
+    "mpl": "matplotlib",
+    "math": "math",
+    "random": "random",
+    "pd": "pandas",
+    "pandas": "pandas",
+    "operator": "operator",
 }
 # ... and names of flagged modules that nobody uses as a variable: using them is flagged even
 # when the import happened in another cell.
 _DEFAULT_FORBIDDEN_NAMES = frozenset(
-    {"builtins", "inspect", "importlib", "ctypes", "subprocess", "threading", "multiprocessing",
-     "asyncio", "pickle", "marshal", "atexit", "IPython", "ipykernel", "nbgrader", "nbformat",
-     "nbclient", "jupyter_client", "zmq", "_thread", "gc", "faulthandler", "runpy", "pkgutil",
-     "codeop", "dill", "cloudpickle", "pdb", "unittest", "doctest"}
+    {
+        "builtins",
+        "inspect",
+        "importlib",
+        "ctypes",
+        "subprocess",
+        "threading",
+        "multiprocessing",
+        "asyncio",
+        "pickle",
+        "marshal",
+        "atexit",
+        "IPython",
+        "ipykernel",
+        "nbgrader",
+        "nbformat",
+        "nbclient",
+        "jupyter_client",
+        "zmq",
+        "_thread",
+        "gc",
+        "faulthandler",
+        "runpy",
+        "pkgutil",
+        "codeop",
+        "dill",
+        "cloudpickle",
+        "pdb",
+        "unittest",
+        "doctest",
+    }
 )
 # Module attributes that are settings, not behaviour: assigning a literal is fine.
 _ALLOWED_MODULE_SETTINGS = ("torch.backends.", "pandas.options.", "numpy.random.")
 
 _FRAME_ATTRS = frozenset(
-    {"f_back", "f_locals", "f_globals", "f_builtins", "f_code", "f_trace", "f_trace_lines",
-     "f_trace_opcodes", "f_lasti", "tb_frame", "tb_next", "gi_frame", "gi_code", "cr_frame",
-     "cr_code", "ag_frame", "ag_code", "_getframe", "_current_frames", "currentframe",
-     "walk_stack", "walk_tb"}
+    {
+        "f_back",
+        "f_locals",
+        "f_globals",
+        "f_builtins",
+        "f_code",
+        "f_trace",
+        "f_trace_lines",
+        "f_trace_opcodes",
+        "f_lasti",
+        "tb_frame",
+        "tb_next",
+        "gi_frame",
+        "gi_code",
+        "cr_frame",
+        "cr_code",
+        "ag_frame",
+        "ag_code",
+        "_getframe",
+        "_current_frames",
+        "currentframe",
+        "walk_stack",
+        "walk_tb",
+    }
 )
 _TRACE_ATTRS = frozenset(
     {"settrace", "setprofile", "settrace_all_threads", "setprofile_all_threads", "addaudithook"}
 )
 _IPYTHON_ATTRS = frozenset(
-    {"get_ipython", "input_transformers_cleanup", "input_transformers_post",
-     "input_transformer_manager", "ast_transformers", "showtraceback", "showsyntaxerror",
-     "_showtraceback", "set_custom_exc", "custom_exceptions", "run_line_magic", "run_cell_magic",
-     "run_cell", "run_cell_async", "run_code", "run_ast_nodes", "user_ns", "user_global_ns",
-     "user_ns_hidden", "user_module", "register_magic_function", "magics_manager", "set_hook",
-     "display_pub", "prefilter_manager"}
+    {
+        "get_ipython",
+        "input_transformers_cleanup",
+        "input_transformers_post",
+        "input_transformer_manager",
+        "ast_transformers",
+        "showtraceback",
+        "showsyntaxerror",
+        "_showtraceback",
+        "set_custom_exc",
+        "custom_exceptions",
+        "run_line_magic",
+        "run_cell_magic",
+        "run_cell",
+        "run_cell_async",
+        "run_code",
+        "run_ast_nodes",
+        "user_ns",
+        "user_global_ns",
+        "user_ns_hidden",
+        "user_module",
+        "register_magic_function",
+        "magics_manager",
+        "set_hook",
+        "display_pub",
+        "prefilter_manager",
+    }
 )
 _HOOK_ATTRS = frozenset(
-    {"excepthook", "displayhook", "breakpointhook", "unraisablehook", "meta_path",
-     "path_hooks", "path_importer_cache"}
+    {
+        "excepthook",
+        "displayhook",
+        "breakpointhook",
+        "unraisablehook",
+        "meta_path",
+        "path_hooks",
+        "path_importer_cache",
+    }
 )
 _GC_ATTRS = frozenset({"get_objects", "get_referrers", "get_referents"})
 _NATIVE_ATTRS = frozenset({"pythonapi", "cpp_extension", "load_inline", "ctypeslib"})
 _STRING_EVAL_ATTRS = frozenset(
-    {"sympify", "parse_expr", "get_type_hints", "read_pickle", "add_safe_globals",
-     "safe_globals", "unsafe_load", "unsafe_load_all", "UnsafeLoader", "FullLoader",
-     "make_dataclass"}
+    {
+        "sympify",
+        "parse_expr",
+        "get_type_hints",
+        "read_pickle",
+        "add_safe_globals",
+        "safe_globals",
+        "unsafe_load",
+        "unsafe_load_all",
+        "UnsafeLoader",
+        "FullLoader",
+        "make_dataclass",
+    }
 )
 _OUTPUT_ATTRS = frozenset({"clear_output", "update_display"})
 _SYS_ATTRS = frozenset({"modules", "exit", "monitoring", "settrace", "setprofile"})
 _SYS_STREAMS = frozenset({"stdout", "stderr", "stdin"})
-_OS_ATTRS = frozenset({"system", "popen", "fork", "forkpty", "kill", "killpg", "abort",
-                       "_exit", "startfile", "register_at_fork"})
+_OS_ATTRS = frozenset(
+    {
+        "system",
+        "popen",
+        "fork",
+        "forkpty",
+        "kill",
+        "killpg",
+        "abort",
+        "_exit",
+        "startfile",
+        "register_at_fork",
+    }
+)
 _OS_EXEC_RE = re.compile(r"^(?:exec[lv]p?e?|spawn[lv]p?e?|posix_spawnp?)$")
 _MODULE_NAMED_ATTRS = frozenset(
-    {"builtins", "inspect", "importlib", "ctypes", "subprocess", "pickle", "marshal",
-     "threading", "multiprocessing", "asyncio", "atexit", "pty", "codeop", "runpy", "pkgutil",
-     "pdb", "bdb", "doctest", "pydoc", "faulthandler", "cffi", "dill", "cloudpickle",
-     "unittest", "_thread"}
+    {
+        "builtins",
+        "inspect",
+        "importlib",
+        "ctypes",
+        "subprocess",
+        "pickle",
+        "marshal",
+        "threading",
+        "multiprocessing",
+        "asyncio",
+        "atexit",
+        "pty",
+        "codeop",
+        "runpy",
+        "pkgutil",
+        "pdb",
+        "bdb",
+        "doctest",
+        "pydoc",
+        "faulthandler",
+        "cffi",
+        "dill",
+        "cloudpickle",
+        "unittest",
+        "_thread",
+    }
 )
 # Double-underscore attributes that may be read.
 _DUNDER_READ_OK = frozenset(
-    {"__init__", "__name__", "__doc__", "__class__", "__qualname__", "__module__", "__len__",
-     "__call__", "__repr__", "__str__", "__getitem__", "__iter__", "__next__", "__enter__",
-     "__exit__", "__version__", "__post_init__", "__file__"}
+    {
+        "__init__",
+        "__name__",
+        "__doc__",
+        "__class__",
+        "__qualname__",
+        "__module__",
+        "__len__",
+        "__call__",
+        "__repr__",
+        "__str__",
+        "__getitem__",
+        "__iter__",
+        "__next__",
+        "__enter__",
+        "__exit__",
+        "__version__",
+        "__post_init__",
+        "__file__",
+    }
 )
 # ... and may be assigned on non-module objects (e.g. by a decorator).
 _DUNDER_WRITE_OK = frozenset({"__name__", "__doc__", "__qualname__", "__module__"})
 # Double-underscore names that may be used as plain names.
 _DUNDER_NAME_OK = frozenset(
-    {"__name__", "__doc__", "__file__", "__all__", "__version__", "__author__", "__slots__",
-     "__class__", "__qualname__", "__module__", "__annotations__", "__debug__"}
+    {
+        "__name__",
+        "__doc__",
+        "__file__",
+        "__all__",
+        "__version__",
+        "__author__",
+        "__slots__",
+        "__class__",
+        "__qualname__",
+        "__module__",
+        "__annotations__",
+        "__debug__",
+    }
 )
 _FAKE_DUNDERS = frozenset(
-    {"__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__bool__", "__hash__",
-     "__torch_function__", "__torch_dispatch__", "__instancecheck__", "__subclasscheck__",
-     "__getattribute__", "__getattr__", "__setattr__", "__delattr__", "__del__",
-     "__init_subclass__", "__array__", "__array_function__", "__array_ufunc__",
-     "__array_priority__", "__array_wrap__", "__float__", "__int__", "__index__",
-     "__complex__", "__class__", "__abs__", "__round__", "__trunc__", "__floor__",
-     "__ceil__", "__reduce__", "__reduce_ex__"}
+    {
+        "__eq__",
+        "__ne__",
+        "__lt__",
+        "__le__",
+        "__gt__",
+        "__ge__",
+        "__bool__",
+        "__hash__",
+        "__torch_function__",
+        "__torch_dispatch__",
+        "__instancecheck__",
+        "__subclasscheck__",
+        "__getattribute__",
+        "__getattr__",
+        "__setattr__",
+        "__delattr__",
+        "__del__",
+        "__init_subclass__",
+        "__array__",
+        "__array_function__",
+        "__array_ufunc__",
+        "__array_priority__",
+        "__array_wrap__",
+        "__float__",
+        "__int__",
+        "__index__",
+        "__complex__",
+        "__class__",
+        "__abs__",
+        "__round__",
+        "__trunc__",
+        "__floor__",
+        "__ceil__",
+        "__reduce__",
+        "__reduce_ex__",
+    }
 )
 _FORBIDDEN_BASES = frozenset(
-    {"Tensor", "Parameter", "UninitializedParameter", "TensorBase", "_TensorBase", "ndarray",
-     "int", "float", "complex", "str", "bytes", "bytearray", "list", "dict", "tuple", "bool",
-     "set", "frozenset", "type"}
+    {
+        "Tensor",
+        "Parameter",
+        "UninitializedParameter",
+        "TensorBase",
+        "_TensorBase",
+        "ndarray",
+        "int",
+        "float",
+        "complex",
+        "str",
+        "bytes",
+        "bytearray",
+        "list",
+        "dict",
+        "tuple",
+        "bool",
+        "set",
+        "frozenset",
+        "type",
+    }
 )
 _ENUM_BASES = frozenset({"Enum", "IntEnum", "StrEnum", "Flag", "IntFlag"})
 # Attributes that learners legitimately set on tensors, modules and their own objects.
 _INDIRECT_OK = frozenset(
-    {"data", "grad", "requires_grad", "weight", "bias", "training", "device", "dtype", "name",
-     "id", "input", "type", "next", "index", "format", "mode", "seed"}
+    {
+        "data",
+        "grad",
+        "requires_grad",
+        "weight",
+        "bias",
+        "training",
+        "device",
+        "dtype",
+        "name",
+        "id",
+        "input",
+        "type",
+        "next",
+        "index",
+        "format",
+        "mode",
+        "seed",
+    }
 )
 _TORCH_DTYPES = frozenset(
-    {"float32", "float64", "float16", "bfloat16", "float", "double", "half", "int64", "int32",
-     "int16", "int8", "uint8", "long", "int", "short", "bool", "complex64", "complex128"}
+    {
+        "float32",
+        "float64",
+        "float16",
+        "bfloat16",
+        "float",
+        "double",
+        "half",
+        "int64",
+        "int32",
+        "int16",
+        "int8",
+        "uint8",
+        "long",
+        "int",
+        "short",
+        "bool",
+        "complex64",
+        "complex128",
+    }
 )
 _TENSOR_FACTORIES = frozenset(
-    {"tensor", "as_tensor", "from_numpy", "zeros", "ones", "empty", "full", "rand", "randn",
-     "randint", "randperm", "arange", "linspace", "logspace", "eye", "zeros_like", "ones_like",
-     "empty_like", "full_like", "rand_like", "randn_like", "randint_like", "tril", "triu",
-     "cat", "stack", "array", "asarray"}
+    {
+        "tensor",
+        "as_tensor",
+        "from_numpy",
+        "zeros",
+        "ones",
+        "empty",
+        "full",
+        "rand",
+        "randn",
+        "randint",
+        "randperm",
+        "arange",
+        "linspace",
+        "logspace",
+        "eye",
+        "zeros_like",
+        "ones_like",
+        "empty_like",
+        "full_like",
+        "rand_like",
+        "randn_like",
+        "randint_like",
+        "tril",
+        "triu",
+        "cat",
+        "stack",
+        "array",
+        "asarray",
+    }
 )
 # Library modules (and core classes) that must not be handed to other code, which could then
 # change them out of sight (``patch(torch)`` with ``def patch(m): m.gelu = ...``).
 _PASSABLE_MODULES = frozenset(
-    {"sys", "os", "builtins", "gc", "inspect", "importlib", "torch", "numpy", "math",
-     "torch.nn", "torch.nn.functional", "torch.testing", "numpy.testing", "course_utils",
-     "course_utils.checks"}
+    {
+        "sys",
+        "os",
+        "builtins",
+        "gc",
+        "inspect",
+        "importlib",
+        "torch",
+        "numpy",
+        "math",
+        "torch.nn",
+        "torch.nn.functional",
+        "torch.testing",
+        "numpy.testing",
+        "course_utils",
+        "course_utils.checks",
+    }
 )
 _PASSABLE_CLASSES = frozenset({"torch.Tensor", "torch.nn.Module", "numpy.ndarray"})
 _MODULE_ARG_OK_CALLEES = frozenset(
-    {"print", "dir", "help", "repr", "str", "type", "id", "isinstance", "issubclass",
-     "hasattr", "getattr", "display", "cast"}
+    {
+        "print",
+        "dir",
+        "help",
+        "repr",
+        "str",
+        "type",
+        "id",
+        "isinstance",
+        "issubclass",
+        "hasattr",
+        "getattr",
+        "display",
+        "cast",
+    }
 )
 _MODULES_DICT_METHODS = frozenset(
-    {"update", "pop", "popitem", "setdefault", "clear", "get", "items", "values", "keys",
-     "copy", "__setitem__", "__getitem__", "__delitem__"}
+    {
+        "update",
+        "pop",
+        "popitem",
+        "setdefault",
+        "clear",
+        "get",
+        "items",
+        "values",
+        "keys",
+        "copy",
+        "__setitem__",
+        "__getitem__",
+        "__delitem__",
+    }
 )
 _EXEC_NAMES = frozenset({"exec", "eval", "compile"})
 _NAMESPACE_NAMES = frozenset({"globals", "locals", "vars"})
 _REFLECTIVE = frozenset({"getattr", "setattr", "delattr", "hasattr"})
 # Literal attribute names that getattr/hasattr/attrgetter must not be given.
 _GETATTR_FORBIDDEN_LITERALS = frozenset(
-    {"exec", "eval", "compile", "globals", "locals", "vars", "breakpoint", "exit", "quit",
-     "getattr", "setattr", "delattr", "modules", "system", "popen", "kill", "fork"}
+    {
+        "exec",
+        "eval",
+        "compile",
+        "globals",
+        "locals",
+        "vars",
+        "breakpoint",
+        "exit",
+        "quit",
+        "getattr",
+        "setattr",
+        "delattr",
+        "modules",
+        "system",
+        "popen",
+        "kill",
+        "fork",
+    }
 )
 # Builtins that may be rebound at top level to any ordinary value (they are common variable
 # names and tests do not rely on them)...
 _LENIENT_BUILTINS = frozenset(
-    {"input", "id", "format", "hash", "next", "iter", "filter", "map", "slice", "bytes",
-     "bytearray", "memoryview", "dir", "open", "property", "bin", "oct", "hex", "pow",
-     "divmod", "ascii", "chr", "ord", "help", "license", "copyright", "credits"}
+    {
+        "input",
+        "id",
+        "format",
+        "hash",
+        "next",
+        "iter",
+        "filter",
+        "map",
+        "slice",
+        "bytes",
+        "bytearray",
+        "memoryview",
+        "dir",
+        "open",
+        "property",
+        "bin",
+        "oct",
+        "hex",
+        "pow",
+        "divmod",
+        "ascii",
+        "chr",
+        "ord",
+        "help",
+        "license",
+        "copyright",
+        "credits",
+    }
 )
 # ... builtins that must never be rebound at top level, whatever the value ...
 _STRICT_BUILTINS = frozenset(
-    {"get_ipython", "exec", "eval", "compile", "globals", "locals", "vars", "getattr",
-     "setattr", "delattr", "hasattr", "isinstance", "issubclass", "super", "callable",
-     "breakpoint", "exit", "quit", "__import__", "__build_class__", "object", "print"}
+    {
+        "get_ipython",
+        "exec",
+        "eval",
+        "compile",
+        "globals",
+        "locals",
+        "vars",
+        "getattr",
+        "setattr",
+        "delattr",
+        "hasattr",
+        "isinstance",
+        "issubclass",
+        "super",
+        "callable",
+        "breakpoint",
+        "exit",
+        "quit",
+        "__import__",
+        "__build_class__",
+        "object",
+        "print",
+    }
 )
 # ... and every other builtin may be rebound only to a literal-like value (``sum = 0``).
 _SAFE_VALUE_CALLS = frozenset(
-    {"int", "float", "str", "bool", "len", "list", "dict", "set", "tuple", "frozenset",
-     "sorted", "repr", "ord", "chr", "hex", "bin", "oct", "bytes", "range", "enumerate",
-     "zip", "reversed", "round", "abs", "complex"}
+    {
+        "int",
+        "float",
+        "str",
+        "bool",
+        "len",
+        "list",
+        "dict",
+        "set",
+        "tuple",
+        "frozenset",
+        "sorted",
+        "repr",
+        "ord",
+        "chr",
+        "hex",
+        "bin",
+        "oct",
+        "bytes",
+        "range",
+        "enumerate",
+        "zip",
+        "reversed",
+        "round",
+        "abs",
+        "complex",
+    }
 )
 _FORBIDDEN_WORDS = (
-    "input_transformers", "input_transformers_cleanup", "input_transformers_post",
-    "input_transformer_manager", "ast_transformers", "settrace", "setprofile", "_getframe",
-    "_current_frames", "get_ipython", "run_line_magic", "run_cell_magic", "showtraceback",
-    "user_ns", "pre_run_cell", "post_run_cell", "pre_execute", "post_execute", "f_back",
-    "f_locals", "f_globals", "f_builtins", "tb_frame", "gi_frame", "cr_frame", "get_objects",
-    "get_referrers", "builtins", "course_utils", "sitecustomize", "usercustomize",
-    "__builtins__", "__import__", "__globals__", "__code__", "__subclasses__", "__dict__",
-    "__bases__", "__base__", "__mro__", "__closure__", "__defaults__", "__kwdefaults__",
-    "__self__", "__func__", "__wrapped__", "__traceback__", "__loader__", "__spec__",
-    "__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__bool__", "__hash__",
-    "__torch_function__", "__torch_dispatch__", "__instancecheck__", "__subclasscheck__",
-    "__getattribute__", "__getattr__", "__setattr__", "__delattr__", "__class__",
+    "input_transformers",
+    "input_transformers_cleanup",
+    "input_transformers_post",
+    "input_transformer_manager",
+    "ast_transformers",
+    "settrace",
+    "setprofile",
+    "_getframe",
+    "_current_frames",
+    "get_ipython",
+    "run_line_magic",
+    "run_cell_magic",
+    "showtraceback",
+    "user_ns",
+    "pre_run_cell",
+    "post_run_cell",
+    "pre_execute",
+    "post_execute",
+    "f_back",
+    "f_locals",
+    "f_globals",
+    "f_builtins",
+    "tb_frame",
+    "gi_frame",
+    "cr_frame",
+    "get_objects",
+    "get_referrers",
+    "builtins",
+    "course_utils",
+    "sitecustomize",
+    "usercustomize",
+    "__builtins__",
+    "__import__",
+    "__globals__",
+    "__code__",
+    "__subclasses__",
+    "__dict__",
+    "__bases__",
+    "__base__",
+    "__mro__",
+    "__closure__",
+    "__defaults__",
+    "__kwdefaults__",
+    "__self__",
+    "__func__",
+    "__wrapped__",
+    "__traceback__",
+    "__loader__",
+    "__spec__",
+    "__eq__",
+    "__ne__",
+    "__lt__",
+    "__le__",
+    "__gt__",
+    "__ge__",
+    "__bool__",
+    "__hash__",
+    "__torch_function__",
+    "__torch_dispatch__",
+    "__instancecheck__",
+    "__subclasscheck__",
+    "__getattribute__",
+    "__getattr__",
+    "__setattr__",
+    "__delattr__",
+    "__class__",
 )
 _FORBIDDEN_WORD_RE = re.compile(
     r"(?<![A-Za-z0-9_])("
@@ -498,8 +1029,19 @@ _GRADER_FILE_RE = re.compile(
 )
 _CODE_FILE_RE = re.compile(r"\.(?:py|pyc|pyd|so)\s*$")
 _CODE_FILE_CALLS = frozenset(
-    {"open", "copy", "copyfile", "copy2", "move", "rename", "renames", "replace", "symlink",
-     "link", "copytree"}
+    {
+        "open",
+        "copy",
+        "copyfile",
+        "copy2",
+        "move",
+        "rename",
+        "renames",
+        "replace",
+        "symlink",
+        "link",
+        "copytree",
+    }
 )
 _MAX_MAGIC_DEPTH = 4
 
@@ -529,9 +1071,10 @@ def _exception_names() -> frozenset[str]:
     import builtins
 
     return frozenset(
-        n for n in dir(builtins)
-        if isinstance(getattr(builtins, n), type) and issubclass(getattr(builtins, n),
-                                                                  BaseException)
+        n
+        for n in dir(builtins)
+        if isinstance(getattr(builtins, n), type)
+        and issubclass(getattr(builtins, n), BaseException)
     )
 
 
@@ -818,8 +1361,9 @@ def _parse(code: str) -> ast.Module | None:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                return compile(code, "<cell>", "exec", flags=_PARSE_FLAGS | extra,
-                               dont_inherit=True)
+                return compile(
+                    code, "<cell>", "exec", flags=_PARSE_FLAGS | extra, dont_inherit=True
+                )
         except (RecursionError, MemoryError):
             too_deep = True
         except (SyntaxError, ValueError, TypeError):
@@ -922,16 +1466,20 @@ def _line_map(code: str, src_lines: list[str], skipped: int) -> list[int]:
     src = skipped
     for line in code.splitlines():
         mapping.append(min(src, len(src_lines) - 1) + 1)
-        if "get_ipython()" in line and src < len(src_lines) and (
-                "get_ipython()" not in src_lines[src]):
+        if (
+            "get_ipython()" in line
+            and src < len(src_lines)
+            and ("get_ipython()" not in src_lines[src])
+        ):
             while src < len(src_lines) - 1 and src_lines[src].rstrip().endswith("\\"):
                 src += 1
         src += 1
     return mapping
 
 
-def _scan_tree(tree: ast.Module | None, code: str, src_lines: list[str], skipped: int,
-               offset: int, depth: int) -> list[Finding]:
+def _scan_tree(
+    tree: ast.Module | None, code: str, src_lines: list[str], skipped: int, offset: int, depth: int
+) -> list[Finding]:
     if tree is None:
         return []
     try:
@@ -1158,7 +1706,8 @@ class _Visitor(ast.NodeVisitor):
             self.visit(deco)
         has_enum = any(self._last_name(b) in _ENUM_BASES for b in node.bases)
         defines_dunders = any(
-            isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef)) and _is_dunder(s.name)
+            isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef))
+            and _is_dunder(s.name)
             and s.name != "__init__"
             for s in node.body
         )
@@ -1167,8 +1716,11 @@ class _Visitor(ast.NodeVisitor):
             if isinstance(base, ast.Starred):
                 self._flag(base, "class with computed bases", _R_METACLASS)
                 continue
-            if (isinstance(base, ast.Call) and isinstance(base.func, ast.Name)
-                    and base.func.id == "type"):
+            if (
+                isinstance(base, ast.Call)
+                and isinstance(base.func, ast.Name)
+                and base.func.id == "type"
+            ):
                 self._flag(base, "subclass of type(...)", _R_SUBCLASS.format(base="type"))
                 continue
             last = self._last_name(base)
@@ -1203,8 +1755,14 @@ class _Visitor(ast.NodeVisitor):
 
     # ---------------------------------------------------------------- bindings
 
-    def _bind(self, name: str, node: ast.AST, kind: str, value: ast.AST | None = None,
-              unpacked: bool = False) -> None:
+    def _bind(
+        self,
+        name: str,
+        node: ast.AST,
+        kind: str,
+        value: ast.AST | None = None,
+        unpacked: bool = False,
+    ) -> None:
         """Check a name bound by ``kind`` (def, class, import, assign, augassign, for, ...)."""
         if self._in_class_body():
             if name in _FAKE_DUNDERS:
@@ -1254,8 +1812,11 @@ class _Visitor(ast.NodeVisitor):
         self.visit(node.value)
         stored = self._passed_module(node.value, classes=False)
         if stored and any(isinstance(t, (ast.Attribute, ast.Subscript)) for t in node.targets):
-            self._flag(node.value, f"storing {stored} in an attribute or item",
-                       _R_MODULE_PASSED.format(module=stored))
+            self._flag(
+                node.value,
+                f"storing {stored} in an attribute or item",
+                _R_MODULE_PASSED.format(module=stored),
+            )
         for target in node.targets:
             self._bind_targets(target, "assign", node.value)
             self._check_store_target(target, node.value)
@@ -1343,8 +1904,11 @@ class _Visitor(ast.NodeVisitor):
         if module == "__future__":
             for alias in node.names:
                 if alias.name not in _ALLOWED_FUTURE:
-                    self._flag(node, f"from __future__ import {alias.name}",
-                               _R_FUTURE.format(name=alias.name))
+                    self._flag(
+                        node,
+                        f"from __future__ import {alias.name}",
+                        _R_FUTURE.format(name=alias.name),
+                    )
             return
         for alias in node.names:
             if alias.name == "*":
@@ -1399,9 +1963,12 @@ class _Visitor(ast.NodeVisitor):
             self._flag(node, "breakpoint()", _R_BREAKPOINT)
         elif name in ("exit", "quit"):
             self._flag(node, f"{name}()", _R_EXIT)
-        elif (name in _DEFAULT_FORBIDDEN_NAMES and name not in self.cell_imports
-              and self.aliases.get(name) == name
-              and name not in self.scopes[0].bound):
+        elif (
+            name in _DEFAULT_FORBIDDEN_NAMES
+            and name not in self.cell_imports
+            and self.aliases.get(name) == name
+            and name not in self.scopes[0].bound
+        ):
             what = _FORBIDDEN_MODULES.get(name, name)
             self._flag(node, f"{name} module", _R_INTERNAL_MODULE.format(name=name, what=what))
 
@@ -1439,8 +2006,9 @@ class _Visitor(ast.NodeVisitor):
             for elt in getattr(node, "elts", None) or getattr(node, "values", []):
                 path = self._passed_module(elt, classes=False)
                 if path:
-                    self._flag(elt, f"{path} module in a container",
-                               _R_MODULE_PASSED.format(module=path))
+                    self._flag(
+                        elt, f"{path} module in a container", _R_MODULE_PASSED.format(module=path)
+                    )
         self.generic_visit(node)
 
     visit_List = _visit_display
@@ -1448,8 +2016,9 @@ class _Visitor(ast.NodeVisitor):
     visit_Set = _visit_display
     visit_Dict = _visit_display
 
-    def _read_problem(self, obj: ast.AST | str, attr: str,
-                      store: bool = False) -> tuple[str, str] | None:
+    def _read_problem(
+        self, obj: ast.AST | str, attr: str, store: bool = False
+    ) -> tuple[str, str] | None:
         """Why reading (or, for a few names, writing) ``obj.attr`` is not allowed, if it isn't."""
         shown = obj if isinstance(obj, str) else _dotted(obj)
         target = f"{shown}.{attr}"
@@ -1520,8 +2089,9 @@ class _Visitor(ast.NodeVisitor):
 
     # ---------------------------------------------------------------- stores (monkeypatching)
 
-    def _check_store_target(self, target: ast.AST, value: ast.AST | None,
-                            how: str = "assignment to") -> None:
+    def _check_store_target(
+        self, target: ast.AST, value: ast.AST | None, how: str = "assignment to"
+    ) -> None:
         if isinstance(target, (ast.Tuple, ast.List)):
             for elt in target.elts:
                 self._check_store_target(elt, None, how)
@@ -1537,13 +2107,19 @@ class _Visitor(ast.NodeVisitor):
             # ``torch.__dict__[...] = ``, ``sys.modules[...] = `` are caught as attribute reads.
             pass
 
-    def _store_problem(self, obj: ast.AST, attr: str, value: ast.AST | None,
-                       how: str) -> tuple[str, str] | None:
+    def _store_problem(
+        self, obj: ast.AST, attr: str, value: ast.AST | None, how: str
+    ) -> tuple[str, str] | None:
         path = self._resolve(obj)
         if path:
             full = f"{path}.{attr}"
-            if (how != "del" and value is not None and _literal_like(value)
-                    and full.startswith(_ALLOWED_MODULE_SETTINGS) and not _is_dunder(attr)):
+            if (
+                how != "del"
+                and value is not None
+                and _literal_like(value)
+                and full.startswith(_ALLOWED_MODULE_SETTINGS)
+                and not _is_dunder(attr)
+            ):
                 return None
             return f"{how} {full}", _R_MONKEYPATCH.format(target=full)
         if _is_dunder(attr):
@@ -1617,21 +2193,30 @@ class _Visitor(ast.NodeVisitor):
         for value in values:
             path = self._passed_module(value, classes=True)
             if path:
-                self._flag(value, f"passing {path} to {_dotted(node.func)}()",
-                           _R_MODULE_PASSED.format(module=path))
+                self._flag(
+                    value,
+                    f"passing {path} to {_dotted(node.func)}()",
+                    _R_MODULE_PASSED.format(module=path),
+                )
 
     def _check_reflective(self, node: ast.Call, name: str) -> None:
         args = node.args
         if len(args) < 2 or any(isinstance(a, ast.Starred) for a in args[:2]):
-            self._flag(node.func, f"{name} with a computed name",
-                       _R_GETATTR_COMPUTED.format(name=f"{name}()"))
+            self._flag(
+                node.func,
+                f"{name} with a computed name",
+                _R_GETATTR_COMPUTED.format(name=f"{name}()"),
+            )
             return
         obj, attr = args[0], args[1]
         root = _root_name(obj)
         if not _is_str(attr):
             if not (root is not None and self._self_available(root)):
-                self._flag(node.func, f"{name} with a computed name",
-                           _R_GETATTR_COMPUTED.format(name=f"{name}()"))
+                self._flag(
+                    node.func,
+                    f"{name} with a computed name",
+                    _R_GETATTR_COMPUTED.format(name=f"{name}()"),
+                )
             return
         attr_name = attr.value
         if name in ("setattr", "delattr"):
@@ -1639,13 +2224,17 @@ class _Visitor(ast.NodeVisitor):
             how = "setattr on" if name == "setattr" else "delattr on"
             problem = self._store_problem(obj, attr_name, value, how)
             if problem is None and _is_dunder(attr_name) and attr_name not in _DUNDER_WRITE_OK:
-                problem = (f"{how} {_dotted(obj)}.{attr_name}",
-                           _R_DUNDER_STORE.format(attr=attr_name))
+                problem = (
+                    f"{how} {_dotted(obj)}.{attr_name}",
+                    _R_DUNDER_STORE.format(attr=attr_name),
+                )
         else:
             problem = self._read_problem(obj, attr_name)
             if problem is None and attr_name in _GETATTR_FORBIDDEN_LITERALS:
-                problem = (f'{name}(..., "{attr_name}")',
-                           _R_GETATTR_COMPUTED.format(name=f"{name}()"))
+                problem = (
+                    f'{name}(..., "{attr_name}")',
+                    _R_GETATTR_COMPUTED.format(name=f"{name}()"),
+                )
         if problem:
             construct, reason = problem
             self._flag(node.func, f"{name}: {construct}", reason)
@@ -1659,16 +2248,20 @@ class _Visitor(ast.NodeVisitor):
             for arg in node.args[:1] if called == "methodcaller" else node.args:
                 names = arg.value.split(".") if _is_str(arg) else None
                 if names is None or any(
-                    self._read_problem("?", n) or n in _GETATTR_FORBIDDEN_LITERALS
-                    or _is_dunder(n) for n in names
+                    self._read_problem("?", n) or n in _GETATTR_FORBIDDEN_LITERALS or _is_dunder(n)
+                    for n in names
                 ):
-                    self._flag(func, f"{called} with a computed or forbidden name",
-                               _R_GETATTR_COMPUTED.format(name=f"operator.{called}()"))
+                    self._flag(
+                        func,
+                        f"{called} with a computed or forbidden name",
+                        _R_GETATTR_COMPUTED.format(name=f"operator.{called}()"),
+                    )
                     break
         # timeit module functions given code as text
         if path and path.split(".")[0] == "timeit" and called in ("timeit", "repeat", "Timer"):
-            code_args = list(node.args[:2]) + [k.value for k in node.keywords
-                                               if k.arg in ("stmt", "setup")]
+            code_args = list(node.args[:2]) + [
+                k.value for k in node.keywords if k.arg in ("stmt", "setup")
+            ]
             if any(not isinstance(a, (ast.Lambda, ast.Name, ast.Attribute)) for a in code_args):
                 self._flag(func, "timeit on a code string", _R_TIMEIT_STRING)
         # classes built at run time by a metaclass call: ABCMeta("X", (), {...})
@@ -1685,14 +2278,20 @@ class _Visitor(ast.NodeVisitor):
         for kw in node.keywords:
             if kw.arg is not None and _is_dunder(kw.arg):
                 self._flag(kw.value, f"keyword {kw.arg}=", _R_DUNDER.format(attr=kw.arg))
-            elif (kw.arg == "weights_only" and isinstance(kw.value, ast.Constant)
-                    and kw.value.value is False):
-                self._flag(kw.value, "weights_only=False",
-                           _R_PICKLE.format(kw="weights_only=False"))
-            elif (kw.arg == "allow_pickle" and isinstance(kw.value, ast.Constant)
-                    and kw.value.value is True):
-                self._flag(kw.value, "allow_pickle=True",
-                           _R_PICKLE.format(kw="allow_pickle=True"))
+            elif (
+                kw.arg == "weights_only"
+                and isinstance(kw.value, ast.Constant)
+                and kw.value.value is False
+            ):
+                self._flag(
+                    kw.value, "weights_only=False", _R_PICKLE.format(kw="weights_only=False")
+                )
+            elif (
+                kw.arg == "allow_pickle"
+                and isinstance(kw.value, ast.Constant)
+                and kw.value.value is True
+            ):
+                self._flag(kw.value, "allow_pickle=True", _R_PICKLE.format(kw="allow_pickle=True"))
         # writing Python source files (which a later import could pick up)
         if self._writes_code_file(node, called, path):
             self._flag(func, "writing a code file", _R_FILE_CODE)
@@ -1704,8 +2303,7 @@ class _Visitor(ast.NodeVisitor):
         args = [*node.args, *(k.value for k in node.keywords)]
         if called == "open" and not path:
             return bool(node.args) and code_file(node.args[0]) and _open_for_writing(node)
-        if called in ("write_text", "write_bytes", "open") and isinstance(node.func,
-                                                                          ast.Attribute):
+        if called in ("write_text", "write_bytes", "open") and isinstance(node.func, ast.Attribute):
             return any(code_file(n) for n in ast.walk(node.func.value))
         if path and path.split(".")[0] in ("os", "shutil") and called in _CODE_FILE_CALLS:
             return any(code_file(a) for a in args)
@@ -1716,9 +2314,14 @@ class _Visitor(ast.NodeVisitor):
     def _ipython_call(self, node: ast.Call) -> bool:
         """Handle ``get_ipython().method(...)``, the form IPython syntax is rewritten to."""
         func = node.func
-        if not (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Call)
-                and isinstance(func.value.func, ast.Name) and func.value.func.id == "get_ipython"
-                and not func.value.args and not func.value.keywords):
+        if not (
+            isinstance(func, ast.Attribute)
+            and isinstance(func.value, ast.Call)
+            and isinstance(func.value.func, ast.Name)
+            and func.value.func.id == "get_ipython"
+            and not func.value.args
+            and not func.value.keywords
+        ):
             return False
         if self._is_local("get_ipython"):
             return False
@@ -1803,7 +2406,8 @@ def _literal_like(value: ast.AST) -> bool:
         return all(_literal_like(e) for e in value.elts)
     if isinstance(value, ast.Dict):
         return all(k is None or _literal_like(k) for k in value.keys) and all(
-            _literal_like(v) for v in value.values)
+            _literal_like(v) for v in value.values
+        )
     if isinstance(value, (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)):
         return not _contains_lambda(value)
     if isinstance(value, ast.UnaryOp):
@@ -1820,8 +2424,11 @@ def _literal_like(value: ast.AST) -> bool:
 
 
 def _open_for_writing(node: ast.Call) -> bool:
-    mode = node.args[1] if len(node.args) > 1 else next(
-        (k.value for k in node.keywords if k.arg == "mode"), None)
+    mode = (
+        node.args[1]
+        if len(node.args) > 1
+        else next((k.value for k in node.keywords if k.arg == "mode"), None)
+    )
     return _is_str(mode) and any(c in mode.value for c in "wax+")
 
 
@@ -1835,7 +2442,11 @@ def _timeit_statement(line: str) -> str:
         from IPython.core.magic import Magics
 
         _opts, stmt = Magics.parse_options(  # type: ignore[arg-type]
-            _OptionsOnly(), line, "n:r:tcp:qo", posix=False, strict=False,
+            _OptionsOnly(),
+            line,
+            "n:r:tcp:qo",
+            posix=False,
+            strict=False,
             preserve_non_opts=True,
         )
         return stmt
