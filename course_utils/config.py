@@ -19,7 +19,7 @@ class Lab:
     name: str  # folder and nbgrader assignment name, e.g. "01_tokens_and_embeddings"
     title: str
     builds: str  # one line for the syllabus table
-    minutes: int  # measured wall time of the solution notebook on a 2-core laptop CPU
+    minutes: int  # wall time of the solution notebook on a 2-core CPU, rounded up (budgets.py)
 
     @property
     def notebook(self) -> str:
@@ -42,19 +42,19 @@ LABS: tuple[Lab, ...] = (
         "01_tokens_and_embeddings",
         "Tokens and embeddings",
         "character and byte-pair tokenizers, embeddings, sinusoidal vs learned positions",
-        2,
+        1,
     ),
     Lab(
         "02_attention",
         "Attention",
         "scaled dot-product attention, padding and causal masks, multi-head attention",
-        2,
+        1,
     ),
     Lab(
         "03_transformer_block",
         "The transformer block",
         "LayerNorm, feed-forward, residuals, pre-norm vs post-norm, counting parameters",
-        2,
+        1,
     ),
 )
 
