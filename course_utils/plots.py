@@ -332,3 +332,23 @@ def plot_bar(
     if title is not None:
         ax.set_title(title)
     return ax
+
+
+def figure_image(fig, *, close: bool = True, dpi: int | None = None):
+    """``fig`` as an ``IPython.display.Image`` (PNG), to ``display`` inside a widget callback.
+
+    A PNG shows the same in JupyterLab, Colab and VS Code, whatever matplotlib backend is
+    active (``display(fig)`` shows only ``<Figure size ...>`` under the Agg backend).
+    ``close=True`` also closes the figure, so pyplot does not draw it a second time.
+    """
+    from io import BytesIO
+
+    from IPython.display import Image
+
+    buffer = BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi or fig.dpi, bbox_inches="tight")
+    if close:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+    return Image(data=buffer.getvalue(), format="png")

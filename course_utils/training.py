@@ -275,18 +275,16 @@ class _LivePlot:
         now = time.perf_counter()
         if not force and now - self.last < self.wait:
             return
-        from io import BytesIO
+        from IPython.display import display
 
-        from IPython.display import Image, display
+        from .plots import figure_image
 
         self.figure.clear()
         ax = self.figure.add_subplot()
         self.figure.subplots_adjust(left=0.12, right=0.97, bottom=0.16, top=0.9)
         history.plot(ax=ax, title=f"step {step} of {self.total_steps}")
         ax.set_xlim(0, self.total_steps)
-        buffer = BytesIO()
-        self.figure.savefig(buffer, format="png")
-        image = Image(data=buffer.getvalue(), format="png")
+        image = figure_image(self.figure, close=False)
         if self.handle is None:
             self.handle = display(image, display_id=True)
         else:

@@ -100,8 +100,11 @@ def start_lab(
     config_dir.mkdir(parents=True, exist_ok=True)
     state = config_dir.parent / f"{config_dir.name}-state"
     (state / "runtime").mkdir(parents=True, exist_ok=True)
+    # A matplotlib backend chosen for this process (e.g. MPLBACKEND=Agg) must not reach the
+    # kernels: there, figures would show as "<Figure size ...>" instead of pictures.
+    inherited = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
     full_env = {
-        **os.environ,
+        **inherited,
         # Isolated from ~/.jupyter: user settings, workspaces and runtime files go here.
         "JUPYTER_CONFIG_DIR": str(config_dir),
         "JUPYTER_RUNTIME_DIR": str(state / "runtime"),

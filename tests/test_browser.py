@@ -618,6 +618,11 @@ def test_solution_notebook_runs_and_widgets_respond(lab, course, server, page, o
         plan = WIDGETS.get(lab, GENERIC_WIDGETS)
         problems = exercise_widgets(page, plan, generic=lab not in WIDGETS)
         problems += [f"cell error after using the widgets:\n{e}" for e in notebook_errors(page)]
+        # A figure that shows as "<Figure size 640x480 with 1 Axes>" was never drawn (e.g. a
+        # non-inline matplotlib backend leaked into the kernel).
+        undrawn = page.locator(".jp-OutputArea-output", has_text=re.compile(r"<Figure size "))
+        if undrawn.count():
+            problems.append(f"{undrawn.count()} output(s) show a figure's text, not its picture")
         _screenshot(page, screenshot)
         problems += [f"logged error:\n{e}" for e in log_console_errors(page)]
         assert not problems, f"{lab}: widgets:\n" + "\n\n".join(problems)

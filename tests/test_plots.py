@@ -242,3 +242,15 @@ def test_no_helper_calls_show(monkeypatch):
     plot_masks({"m": np.eye(2, dtype=bool)})
     plot_curves({"c": ([0, 1], [0, 1])})
     plot_bar({"b": 1.0})
+
+
+def test_figure_image_is_a_png_whatever_the_backend():
+    import matplotlib.pyplot as plt
+
+    from course_utils.plots import figure_image
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    image = figure_image(fig)
+    assert image.data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not plt.fignum_exists(fig.number)  # closed: not drawn a second time

@@ -1233,6 +1233,8 @@ fig.tight_layout()
 import ipywidgets as widgets
 from IPython.display import display
 
+from course_utils.plots import figure_image
+
 
 def label(ch):
     return {" ": "␣", "\n": "⏎", "\t": "⇥"}.get(ch, ch)
@@ -1282,8 +1284,7 @@ def draw(_=None):
             ylabel="query: the character looking",
             title=f"{model_box.value} model, layer {layer_box.value}, head {head_box.value}",
         )
-        display(fig)
-        plt.close(fig)
+        display(figure_image(fig))  # a PNG: the same in every front end
 
 
 def pick_sentence(change):

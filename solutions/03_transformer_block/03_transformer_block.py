@@ -1472,6 +1472,8 @@ print(f"GPT-2 small: {model_params(50257, 1024, 768, 12, 3072):,} parameters")
 import ipywidgets as widgets
 from IPython.display import display
 
+from course_utils.plots import figure_image
+
 
 def parameters_by_part(vocab_size, max_len, d_model, n_layers, d_ff):
     """Count each part of a GPT-style model (tied output layer) on real meta-device modules."""
@@ -1537,7 +1539,7 @@ def show(_=None):
             fmt="{:.3g}",
         )
         ax.figure.set_size_inches(7, 3.2)
-        plt.show()
+        display(figure_image(ax.figure))  # a PNG: the same in every front end
         embedding_share = (parts["token embedding"] + parts["positions"]) / total
         print(
             f"embeddings: {embedding_share:.0%} of the model;  12·L·C² + V·C = "
