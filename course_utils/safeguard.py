@@ -174,7 +174,9 @@ class GuardedExecute(Execute):
         self.kernel_manager_class = _limited_manager(self.profile)
         self._kernel_dead_at: int | None = None
 
-    async def async_execute_cell(self, cell, cell_index, execution_count=None, store_history=True):
+    def preprocess_cell(self, cell, resources, index):
+        # nbclient's execute_cell is bound to its own coroutine, so recovery lives here, in
+        # the per-cell step that nbconvert dispatches through this class.
         from nbclient.exceptions import DeadKernelError
 
         if self._kernel_dead_at is not None:
@@ -185,13 +187,11 @@ class GuardedExecute(Execute):
                         f"not run: the kernel died while running cell {self._kernel_dead_at + 1}",
                     )
                 ]
-            return cell
+            return cell, resources
         try:
-            return await super().async_execute_cell(
-                cell, cell_index, execution_count=execution_count, store_history=store_history
-            )
+            return super().preprocess_cell(cell, resources, index)
         except DeadKernelError:
-            self._kernel_dead_at = cell_index
+            self._kernel_dead_at = index
             cell.outputs = list(cell.get("outputs", [])) + [
                 _error_output(
                     "KernelDied",
@@ -199,7 +199,7 @@ class GuardedExecute(Execute):
                     "or exited); the cells after it were not run",
                 )
             ]
-            return cell
+            return cell, resources
 
 
 def _error_output(name: str, message: str) -> NotebookNode:

@@ -237,3 +237,22 @@ def test_an_allocation_larger_than_the_machine_costs_only_its_exercise(monkeypat
     }
     error = next(o for o in tests["test_bigram_counts"]["outputs"] if o["output_type"] == "error")
     assert "memory" in error["evalue"].lower() or error["ename"] == "MemoryError", error
+
+
+def test_a_dying_kernel_costs_only_the_cells_after_it():
+    """Even code the scanner misses cannot stop grading: the kernel segfaults (the scanner is
+    off here, so the crash really happens), and the run still finishes with a score."""
+    nb = with_extra_cell(
+        load(solution_path(LAB)),
+        "import faulthandler\n\nfaulthandler._sigsegv()",
+        index=9,  # after pick_device's test, before bigram_counts
+    )
+    result = _autograde({"crash": nb}, safeguard=False)["crash"]
+    assert result.code_score == 1  # pick_device ran before the crash; bigram_counts did not
+    tests = {
+        c["metadata"]["nbgrader"]["grade_id"]: c
+        for c in result.notebook["cells"]
+        if c["metadata"].get("nbgrader", {}).get("grade")
+    }
+    names = [o.get("ename") for o in tests["test_bigram_counts"]["outputs"]]
+    assert "KernelDied" in names, tests["test_bigram_counts"]["outputs"]
