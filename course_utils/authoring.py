@@ -202,8 +202,6 @@ def build_notebook(source_path: Path):
                 raise AuthoringError(f"{where}: {sorted(meta)} only go with exercise/test/answer")
             cells.append(plain(cell.cell_type, source))
 
-    if not tests_of and not any("answer" in c.metadata.get("nbgrader", {}) for c in cells):
-        pass  # a lab without graded cells is allowed (e.g. a reading); the release still works
     notebook = nbformat.v4.new_notebook()
     notebook.cells = cells
     notebook.metadata = {

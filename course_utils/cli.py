@@ -97,11 +97,8 @@ def main(argv: list[str] | None = None) -> int:
                 root, args.labs, output=args.output, check=args.check, force=args.force
             )
             for path in result.changed:
-                print(
-                    f"{'drifted' if args.check else 'released'}: {path.relative_to(root)}"
-                    if path.is_relative_to(root)
-                    else f"released: {path}"
-                )
+                shown = path.relative_to(root) if path.is_relative_to(root) else path
+                print(f"{'drifted' if args.check else 'released'}: {shown}")
             for path in result.backups:
                 print(f"backed up your edited notebook to {path}")
             for path in result.kept:

@@ -126,9 +126,9 @@ def report(file=None) -> bool:
     results = checks()
     width = max(len(c.name) for c in results)
     for check in results:
-        mark = "ok " if check.ok else "MISSING" if "not importable" in check.detail else "FIX"
         print(f"{'✓' if check.ok else '✗'} {check.name:<{width}}  {check.detail}", file=file)
         if not check.ok and check.fix:
+            mark = "MISSING" if "not importable" in check.detail else "FIX"
             print(f"  {'':<{width}}  {mark}: {check.fix}", file=file)
     ready = all(c.ok for c in results)
     print(

@@ -25,6 +25,8 @@ from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 from traitlets import Unicode
 
+from .safeguard_scan import scan_source
+
 META_KEY = "course_safeguard"
 ERROR_NAME = "FlaggedByGrader"
 
@@ -71,8 +73,6 @@ class ScanSubmission(NbGraderPreprocessor):
     """Flag and neutralise learner code that reaches into the kernel or the grader."""
 
     def preprocess(self, nb: NotebookNode, resources: dict):
-        from .safeguard_scan import scan_source
-
         info = resources["nbgrader"]
         trusted: dict[str, str] = {}
         with Gradebook(info["db_url"]) as gb:

@@ -132,6 +132,15 @@ def _autograde(submissions: dict[str, dict], *, safeguard: bool = True) -> dict[
     return results
 
 
+def graded_cells(notebook: dict) -> dict[str, dict]:
+    """The test cells of an autograded notebook, by grade id."""
+    return {
+        c["metadata"]["nbgrader"]["grade_id"]: c
+        for c in notebook["cells"]
+        if c["metadata"].get("nbgrader", {}).get("grade")
+    }
+
+
 @pytest.fixture(scope="module")
 def catalogue() -> dict[str, Graded]:
     student = load(student_path(LAB))
@@ -230,11 +239,7 @@ def test_an_allocation_larger_than_the_machine_costs_only_its_exercise(monkeypat
     )
     result = _autograde({"hog": nb})["hog"]
     assert result.code_score == 1  # pick_device still counts; bigram_counts does not
-    tests = {
-        c["metadata"]["nbgrader"]["grade_id"]: c
-        for c in result.notebook["cells"]
-        if c["metadata"].get("nbgrader", {}).get("grade")
-    }
+    tests = graded_cells(result.notebook)
     error = next(o for o in tests["test_bigram_counts"]["outputs"] if o["output_type"] == "error")
     assert "memory" in error["evalue"].lower() or error["ename"] == "MemoryError", error
 
@@ -249,10 +254,6 @@ def test_a_dying_kernel_costs_only_the_cells_after_it():
     )
     result = _autograde({"crash": nb}, safeguard=False)["crash"]
     assert result.code_score == 1  # pick_device ran before the crash; bigram_counts did not
-    tests = {
-        c["metadata"]["nbgrader"]["grade_id"]: c
-        for c in result.notebook["cells"]
-        if c["metadata"].get("nbgrader", {}).get("grade")
-    }
+    tests = graded_cells(result.notebook)
     names = [o.get("ename") for o in tests["test_bigram_counts"]["outputs"]]
     assert "KernelDied" in names, tests["test_bigram_counts"]["outputs"]
