@@ -461,9 +461,9 @@ BART_CASES = {
 }
 
 
-def hf_bart(d_model, attention_heads, ffn, **kw):
+def hf_bart(d_model, attention_heads, ffn, vocab_size=43, **kw):
     cfg = transformers.BartConfig(
-        vocab_size=43,
+        vocab_size=vocab_size,
         d_model=d_model,
         encoder_attention_heads=attention_heads,
         decoder_attention_heads=attention_heads,
@@ -578,3 +578,49 @@ def test_loader_names_missing_and_left_over_tensors():
 def test_loader_names_config_fields_it_cannot_map(load, message):
     with pytest.raises(ValueError, match=message):
         load()
+
+
+@pytest.mark.parametrize("length_penalty", [0.0, 1.0, 2.0])
+def test_greedy_and_beam_search_equal_hugging_face_generate(length_penalty: float):
+    """Same outputs and scores as ``generate``: length normalisation, stopping at eos per
+    source, padding after it, a batch with source padding."""
+    hf = hf_bart(
+        d_model=16, attention_heads=2, ffn=32, encoder_layers=1, decoder_layers=2, vocab_size=10
+    )
+    hf.config.forced_eos_token_id = hf.generation_config.forced_eos_token_id = None
+    with torch.no_grad():
+        hf.final_logits_bias[0, hf.config.eos_token_id] += 1.0  # some outputs end early
+    ours = EncoderDecoderModel.from_bart(hf).eval()
+    kpm = right_padding([6, 4, 5, 6], 6)
+    settings = dict(attention_mask=(~kpm).long(), max_new_tokens=8, do_sample=False)
+    for seed in range(20):  # sources for which some outputs stop at eos and some run on
+        src = torch.randint(3, 10, (4, 6), generator=torch.Generator().manual_seed(seed))
+        with torch.no_grad():
+            greedy = hf.generate(src, num_beams=1, **settings)
+        lengths = (greedy != hf.config.pad_token_id).sum(1)
+        if lengths.min() < 9 == lengths.max():
+            break
+    else:
+        pytest.fail("no batch of sources with outputs of different lengths")
+    with torch.no_grad():
+        beams = hf.generate(
+            src,
+            num_beams=4,
+            length_penalty=length_penalty,
+            early_stopping=False,
+            output_scores=True,
+            return_dict_in_generate=True,
+            **settings,
+        )
+    ours_greedy = ours.greedy_decode(src, src_padding_mask=kpm, max_new_tokens=8)
+    assert torch.equal(ours_greedy, greedy)
+    out, scores = ours.beam_search(
+        src,
+        src_padding_mask=kpm,
+        beam_size=4,
+        max_new_tokens=8,
+        length_penalty=length_penalty,
+        return_scores=True,
+    )
+    assert torch.equal(out, beams.sequences), (out, beams.sequences)
+    torch.testing.assert_close(scores, beams.sequences_scores, atol=1e-5, rtol=1e-5)
