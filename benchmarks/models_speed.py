@@ -225,14 +225,6 @@ def bench_train(rounds: int, steps: int, peak: float) -> dict[str, float]:
 def bench_generate(rounds: int) -> None:
     torch.manual_seed(0)
     block, prompt_len, new = 512, 16, 256
-    cfg = ModelConfig(
-        vocab_size=VOCAB,
-        d_model=WIDTH,
-        n_heads=HEADS,
-        n_layers=LAYERS,
-        max_len=block,
-        activation="gelu_tanh",
-    )
     from transformers import GPT2Config, GPT2LMHeadModel
 
     hf = GPT2LMHeadModel(
