@@ -8,6 +8,14 @@ Tolerance: the largest difference must stay below 1e-5 of the largest logit. Bot
 the same maths in float32 in a different order (one fused QKV matmul against three, fused
 attention kernels against explicit softmax): that moves logits by ~1e-7 relative. A real bug
 (a dropped bias, a norm in the wrong place, a position off by one) moves them by 1e-2 or more.
+
+Planted bugs, each tried alone in a scratch copy, and the tests here that caught them:
+a dropped bias (cross-attention query: the BART proofs and BART generate; fc2: every proof);
+post-norm instead of pre-norm (the GPT-2 proofs, gradients and generate); an untied head (the
+parameter counts of the GPT-2 / BERT / BART proofs, the GPT-2 gradients); BART's position
+offset off by one (the BART proofs and generate); the KV cache's start position off by one
+(the cache and generate tests); a causal mask on cross-attention (the BART proofs, the
+encoder-decoder cache, padding and decoding tests).
 """
 
 from __future__ import annotations
@@ -488,6 +496,8 @@ def test_from_bart_logits_equal_hugging_face(case: str, padded: bool):
         theirs = hf(input_ids=src, attention_mask=(~kpm).long(), decoder_input_ids=tgt).logits
         mine = ours(src, tgt, src_padding_mask=kpm if padded else None)
     assert_logits_close(mine, theirs)
+    # One shared, tied token embedding; final_logits_bias is a buffer there, a parameter here.
+    assert count_parameters(ours) == sum(p.numel() for p in hf.parameters()) + 43
     if case == "one head, one layer":
         from_state = EncoderDecoderModel.from_bart(hf.state_dict(), n_heads=1).eval()
         with torch.no_grad():
