@@ -334,8 +334,8 @@ def bench_seq2seq(rounds: int, steps: int) -> None:
     )
     print(f"  EncoderDecoderModel / BART = {ratio:.2f}x (speed)")
 
-    ours.eval()
     hf.eval()
+    ours = EncoderDecoderModel.from_bart(hf).eval()  # the trained weights, so outputs agree
     ours.config.eos_id = None  # decode exactly `new` tokens in both, eos or not
     hf.generation_config.eos_token_id = None
     with torch.no_grad():
