@@ -91,7 +91,8 @@ print(f"profile {cfg.profile!r} on {device}")
 splits = sentiment.make_splits(cfg.n_train, cfg.n_val, cfg.n_test, seed=0)
 print(splits)
 for phenomenon in sentiment.PHENOMENA:
-    example = next(r for r in splits.train if r.has(phenomenon))
+    alone = [r for r in splits.train if r.phenomena == (phenomenon,)]  # this one only
+    example = (alone or [r for r in splits.train if r.has(phenomenon)])[0]
     print(f"{phenomenon:>16}: {'+' if example.label else '-'}  {example.text}")
 print("\nkept out of training, for example:", sorted(splits.held_out)[:4])
 print("a test review:", splits.test[0].text)
@@ -116,8 +117,8 @@ print("a test review:", splits.test[0].text)
 # | 4 | `[MASK]` | "a word was hidden here" (section 2) |
 #
 # One honest warning before we start: the corpus is about Python. It uses "not", "but",
-# "never" and "is" constantly, but "boring", "charming" or "plot" never. Keep that in mind
-# when you read section 8.
+# "never" and "is" constantly, but "boring", "charming" or "plot" never. Section 5 comes
+# back to this.
 
 # %%
 corpus = data.load_corpus()
@@ -140,6 +141,7 @@ print(tokenizer.decode(ids[1]))
 # (`sentiment.train_bag_of_words`, a single `nn.Linear` over the counts). It learns that
 # "good" is positive and "boring" negative, and it cannot do anything else: "not good"
 # is to it "not" plus "good", wherever the "not" stands.
+
 
 # %%
 def encode_reviews(reviews):
@@ -465,11 +467,22 @@ check_equal(tuple(masked_lm_loss(logits, targets.new_zeros(4, 9)).shape), (), na
 # weight matrix with the token embedding). We use pre-norm blocks, which train more easily
 # at this size; section 10 builds BERT's own post-norm layout from the same parts.
 #
-# Each pretraining batch is a set of corpus windows, `[CLS] ... [SEP]`, masked by your
-# `mask_tokens`; the loss is your `masked_lm_loss`. Before training, a probe: fill the blank
-# in a few sentences in the style of the corpus. An untrained model guesses at random.
+# What to pretrain on? The course corpus is Python documentation: it has "not", "but",
+# "never" and the shape of English sentences, but not one review adjective ("boring",
+# "charming") and not one aspect ("plot", "acting"). So, as people who use BERT on their
+# own data do, we pretrain on the corpus **and on the training reviews without their
+# labels**: every other batch is corpus windows (`[CLS] ... [SEP]`, 30 words of the
+# language reference), the others are reviews, padded. Both are masked by your
+# `mask_tokens`, and the loss is your `masked_lm_loss`. No label is used: this is text any
+# review site has by the million. Set `PRETRAIN_ON_REVIEWS = False` to pretrain on the
+# corpus alone and compare (section 8 says what we measured).
+#
+# Before training, a probe: fill the blank in a few sentences, in the style of the corpus
+# and of the reviews. An untrained model guesses at random.
 
 # %%
+PRETRAIN_ON_REVIEWS = True
+
 model_cfg = ModelConfig(
     vocab_size=tokenizer.vocab_size,
     d_model=cfg.d_model,
@@ -486,9 +499,10 @@ initial_state = copy.deepcopy(encoder.state_dict())  # for the from-scratch run 
 print(f"encoder: {sum(p.numel() for p in encoder.parameters()):,} parameters")
 
 PROBES = [
-    "the value of the [MASK] is returned",
-    "if the object is [MASK] , the result is false",
-    "this is not [MASK] for the built - in types",
+    "otherwise , a [MASK] is raised .",
+    "the default value is [MASK] .",
+    "the plot was not bad at [MASK]",
+    "it is not [MASK] that the cast was funny",
 ]
 
 
@@ -520,24 +534,39 @@ for probe, guess in zip(PROBES, fills[0]):
 
 # %% [markdown]
 # Now the pretraining run: the shared training loop of the course (`train`) with a warm-up
-# and a cosine schedule, a live loss plot, and an evaluation every few steps on a held-out
-# stretch of the corpus, where it also records what the probe sentences get filled with.
+# and a cosine schedule, a live loss plot, and an evaluation every few steps on held-out
+# text (a stretch of the corpus and the validation reviews), where it also records what
+# the probe sentences get filled with.
 
 # %%
 if course_utils.ready("mask_tokens", "masked_lm_loss"):
-    batch_gen = torch.Generator().manual_seed(0)
+    val_x, val_pad, _ = encode_reviews(splits.val)
 
-    def masked_batch(ids_1d, generator):
-        x, _ = data.get_batch(ids_1d, cfg.batch_size, cfg.block_size - 2, generator=generator)
-        cls = torch.full((len(x), 1), tokenizer.cls_id)
-        sep = torch.full((len(x), 1), tokenizer.sep_id)
-        return mask_tokens(torch.cat([cls, x, sep], 1), tokenizer.vocab_size, generator=generator)
+    def masked_batch(step, corpus_part, reviews_x, reviews_pad, generator):
+        """Even steps (or every step without reviews): corpus windows; odd steps: reviews."""
+        if PRETRAIN_ON_REVIEWS and step % 2:
+            rows = torch.randint(len(reviews_x), (cfg.batch_size,), generator=generator)
+            width = int((~reviews_pad[rows]).sum(1).max())
+            ids, pad = reviews_x[rows, :width], reviews_pad[rows, :width]
+        else:
+            x, _ = data.get_batch(
+                corpus_part, cfg.batch_size, cfg.block_size - 2, generator=generator
+            )
+            cls = torch.full((len(x), 1), tokenizer.cls_id)
+            sep = torch.full((len(x), 1), tokenizer.sep_id)
+            ids = torch.cat([cls, x, sep], 1)
+            pad = torch.zeros_like(ids, dtype=torch.bool)
+        inputs, targets = mask_tokens(ids, tokenizer.vocab_size, generator=generator)
+        return inputs, targets, pad
 
     def mlm_loss(model, batch):
-        inputs, targets = batch
-        return masked_lm_loss(model.masked_lm_logits(inputs), targets)
+        inputs, targets, pad = batch
+        return masked_lm_loss(model.masked_lm_logits(inputs, key_padding_mask=pad), targets)
 
-    val_batches = [masked_batch(val_ids, torch.Generator().manual_seed(i)) for i in range(8)]
+    batch_gen = torch.Generator().manual_seed(0)
+    val_batches = [
+        masked_batch(i, val_ids, val_x, val_pad, torch.Generator().manual_seed(i)) for i in range(8)
+    ]
     eval_every = max(1, cfg.pretrain_steps // 5)
 
     def evaluate(model):
@@ -547,7 +576,7 @@ if course_utils.ready("mask_tokens", "masked_lm_loss"):
 
     pretrain_history = train(
         encoder,
-        lambda step: masked_batch(train_ids, batch_gen),
+        lambda step: masked_batch(step, train_ids, train_x, train_pad, batch_gen),
         mlm_loss,
         steps=cfg.pretrain_steps,
         lr=cfg.lr,
@@ -681,7 +710,7 @@ for b, t, c in [(1, 1, 8), (4, 9, 1), (2, 26, 64)]:
 ### END HIDDEN TESTS
 
 # %% [markdown]
-# ## 7. Exercise: the classification head and one fine-tuning step
+# ## 7. Exercises: the classification head and one fine-tuning step
 #
 # A classifier on top of an encoder is small: pool the hidden vectors, apply dropout, and
 # one `nn.Linear(C, n_classes)` gives a score per class. **Fine-tuning** trains all of it,
@@ -697,7 +726,8 @@ for b, t, c in [(1, 1, 8), (4, 9, 1), (2, 26, 64)]:
 #   n_classes)`;
 # - any other `pooling` raises a `ValueError` when the module is made.
 #
-# Then write `fine_tune_step(model, optimizer, ids, key_padding_mask, labels)`: one update.
+# Then, in the next exercise, `fine_tune_step(model, optimizer, ids, key_padding_mask,
+# labels)`: one update.
 # Put the model in training mode, clear the old gradients, compute the logits and the
 # cross-entropy with `labels`, back-propagate, step the optimizer, and return the loss as a
 # Python `float`.
@@ -737,26 +767,9 @@ class SentimentClassifier(nn.Module):
         ### END SOLUTION
 
 
-def fine_tune_step(model, optimizer, ids, key_padding_mask, labels):
-    """One training update on a batch: ids (B, T), key_padding_mask (B, T), labels (B,).
-
-    Returns the batch's cross-entropy loss (before the update) as a float.
-    """
-    ### BEGIN SOLUTION
-    model.train()
-    optimizer.zero_grad()
-    logits = model(ids, key_padding_mask=key_padding_mask)
-    loss = F.cross_entropy(logits, labels)
-    loss.backward()
-    optimizer.step()
-    return loss.item()
-    ### END SOLUTION
-
-
 # %% [markdown]
-# The first test builds a small encoder and compares your classifier's logits with the
-# same computation written out in the test (in eval mode, so dropout is off). The second
-# checks one step of `fine_tune_step` against the same step done by hand on a copy.
+# The test builds a small encoder and compares your classifier's logits with the same
+# computation written out in the test (in eval mode, so dropout is off).
 
 # %% test="classifier" points=2 hint="self.head = nn.Linear(encoder.config.d_model, n_classes); forward: hidden = self.encoder(ids, key_padding_mask=...), pool (mean over real tokens, or hidden[:, 0]), dropout, head."
 import torch
@@ -819,8 +832,8 @@ check_true(
     "no nn.Dropout with the given p",
 )
 check_raises(
-    lambda: SentimentClassifier(enc, pooling="max"),
     ValueError,
+    lambda: SentimentClassifier(enc, pooling="max"),
     name="SentimentClassifier(pooling='max')",
 )
 check_equal(
@@ -830,7 +843,34 @@ check_equal(
 )
 ### END HIDDEN TESTS
 
-# %% test="classifier" points=2 hint="fine_tune_step: model.train(); optimizer.zero_grad(); loss = F.cross_entropy(model(ids, key_padding_mask=key_padding_mask), labels); loss.backward(); optimizer.step(); return loss.item()."
+# %% [markdown]
+# Now `fine_tune_step`, described above: clear, forward, loss, backward, step.
+
+
+# %% exercise="fine_tune_step"
+
+
+def fine_tune_step(model, optimizer, ids, key_padding_mask, labels):
+    """One training update on a batch: ids (B, T), key_padding_mask (B, T), labels (B,).
+
+    Returns the batch's cross-entropy loss (before the update) as a float.
+    """
+    ### BEGIN SOLUTION
+    model.train()
+    optimizer.zero_grad()
+    logits = model(ids, key_padding_mask=key_padding_mask)
+    loss = F.cross_entropy(logits, labels)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+    ### END SOLUTION
+
+
+# %% [markdown]
+# The test runs your step on a small stand-in model and the same step by hand on a copy;
+# the parameters afterwards must agree (the same float32 operations: `rtol=1e-5`).
+
+# %% test="fine_tune_step" points=2 hint="fine_tune_step: model.train(); optimizer.zero_grad(); loss = F.cross_entropy(model(ids, key_padding_mask=key_padding_mask), labels); loss.backward(); optimizer.step(); return loss.item()."
 import copy
 
 import torch
@@ -912,6 +952,7 @@ for (name, p), q in zip(model.named_parameters(), reference.parameters()):
 # warm-up and cosine learning-rate schedule. Each batch is cut to its longest review, so
 # no time is spent on padding columns that are padding in every row.
 
+
 # %%
 @torch.no_grad()
 def predict(model, reviews, batch_size=500):
@@ -946,7 +987,9 @@ def fine_tune(classifier, steps, label, seed=0):
     return losses
 
 
-if course_utils.ready("mask_tokens", "masked_lm_loss", "mean_pool", "classifier"):
+if course_utils.ready(
+    "mask_tokens", "masked_lm_loss", "mean_pool", "SentimentClassifier", "fine_tune_step"
+):
     course_utils.seed_everything(0)
     pretrained_clf = SentimentClassifier(copy.deepcopy(encoder))
     pretrained_losses = fine_tune(pretrained_clf, cfg.finetune_steps, "pretrained + fine-tuned")
@@ -970,7 +1013,9 @@ if course_utils.ready("mask_tokens", "masked_lm_loss", "mean_pool", "classifier"
 # training.
 
 # %%
-if course_utils.ready("mask_tokens", "masked_lm_loss", "mean_pool", "classifier"):
+if course_utils.ready(
+    "mask_tokens", "masked_lm_loss", "mean_pool", "SentimentClassifier", "fine_tune_step"
+):
     predictions = {
         "encoder, pretrained + fine-tuned": predict(pretrained_clf, splits.test),
         "encoder, from scratch": predict(scratch_clf, splits.test),
@@ -980,7 +1025,9 @@ if course_utils.ready("mask_tokens", "masked_lm_loss", "mean_pool", "classifier"
         name: sentiment.accuracy_by_phenomenon(splits.test, p) for name, p in predictions.items()
     }
     columns = ["all", "negation", "double_negation", "contrast", "intensifier", "plain"]
-    counts = {c: sum(r.has(c) for r in splits.test) if c != "all" else len(splits.test) for c in columns}
+    counts = {
+        c: sum(r.has(c) for r in splits.test) if c != "all" else len(splits.test) for c in columns
+    }
     print(f"{'test accuracy':<34}" + "".join(f"{c:>17}" for c in columns))
     print(f"{'(reviews)':<34}" + "".join(f"{counts[c]:>17}" for c in columns))
     for name, acc in results.items():
@@ -1020,8 +1067,12 @@ if course_utils.ready("mask_tokens", "masked_lm_loss", "mean_pool", "classifier"
 # the task and the labelled data is scarce, at a scale this laptop cannot reach.
 
 # %%
-if course_utils.ready("mask_tokens", "masked_lm_loss", "mean_pool", "classifier"):
-    gap = results["encoder, pretrained + fine-tuned"]["all"] - results["encoder, from scratch"]["all"]
+if course_utils.ready(
+    "mask_tokens", "masked_lm_loss", "mean_pool", "SentimentClassifier", "fine_tune_step"
+):
+    gap = (
+        results["encoder, pretrained + fine-tuned"]["all"] - results["encoder, from scratch"]["all"]
+    )
     verdict = "helped" if gap > 0.01 else "hurt" if gap < -0.01 else "made no clear difference"
     print(
         f"pretraining {verdict} on this run: {gap:+.1%} test accuracy "
@@ -1040,7 +1091,9 @@ if course_utils.ready("mask_tokens", "masked_lm_loss", "mean_pool", "classifier"
 # words is wrong and the encoder right, side by side.
 
 # %%
-if course_utils.ready("mask_tokens", "masked_lm_loss", "mean_pool", "classifier"):
+if course_utils.ready(
+    "mask_tokens", "masked_lm_loss", "mean_pool", "SentimentClassifier", "fine_tune_step"
+):
     pred = predictions["encoder, pretrained + fine-tuned"]
     confusion = torch.zeros(2, 2, dtype=torch.long)
     for truth, guess in zip(test_y.tolist(), pred.tolist()):
@@ -1066,7 +1119,9 @@ if course_utils.ready("mask_tokens", "masked_lm_loss", "mean_pool", "classifier"
     names = {0: "neg", 1: "pos"}
     for i in wins[:10]:
         r = splits.test[i]
-        print(f"{r.text:<78} {names[r.label]:>8} {names[int(bow_pred[i])]:>8} {names[int(pred[i])]:>8}")
+        print(
+            f"{r.text:<78} {names[r.label]:>8} {names[int(bow_pred[i])]:>8} {names[int(pred[i])]:>8}"
+        )
 
 # %% [markdown]
 # ## 9. Sentence embeddings and search
@@ -1176,9 +1231,12 @@ check_tensor(i[:, 0], torch.arange(5), name="without exclude, each query finds i
 s, i = top_k_cosine(bank[:1], bank, 29, exclude=torch.tensor([0]))
 check_true(bool((s[:, :-1] >= s[:, 1:]).all()), "scores are not sorted best first")
 check_true(0 not in i[0].tolist(), "excluded key returned when k = N - 1")
-check_raises(lambda: top_k_cosine(bank[:1], bank, 30, exclude=torch.tensor([0])), ValueError,
-             name="k larger than the keys left after exclude")  # fmt: skip
-check_raises(lambda: top_k_cosine(bank[:1], bank, 31), ValueError, name="k > N")
+check_raises(
+    ValueError,
+    lambda: top_k_cosine(bank[:1], bank, 30, exclude=torch.tensor([0])),
+    name="top_k_cosine with k larger than the keys left after exclude",
+)
+check_raises(ValueError, lambda: top_k_cosine(bank[:1], bank, 31), name="top_k_cosine with k > N")
 # The inputs are not changed.
 before = bank.clone()
 top_k_cosine(bank[:2], bank, 2, exclude=torch.tensor([0, 1]))
@@ -1203,7 +1261,14 @@ check_true(bool(torch.equal(bank, before)), "top_k_cosine changed its inputs")
 import ipywidgets as widgets
 from IPython.display import display
 
-if course_utils.ready("mask_tokens", "masked_lm_loss", "mean_pool", "classifier", "top_k_cosine"):
+if course_utils.ready(
+    "mask_tokens",
+    "masked_lm_loss",
+    "mean_pool",
+    "SentimentClassifier",
+    "fine_tune_step",
+    "top_k_cosine",
+):
     bank_reviews = list({r.text: r for r in splits.train}.values())[:3000]
 
     @torch.no_grad()
