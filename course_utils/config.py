@@ -56,6 +56,12 @@ LABS: tuple[Lab, ...] = (
         "LayerNorm, feed-forward, residuals, pre-norm vs post-norm, counting parameters",
         1,
     ),
+    Lab(
+        "06_encoder_decoder",
+        "The encoder-decoder",
+        "a seq2seq Transformer with cross-attention translating dates, greedy and beam decoding",
+        4,
+    ),
 )
 
 LAB_NAMES = tuple(lab.name for lab in LABS)
