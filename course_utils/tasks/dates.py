@@ -9,7 +9,7 @@ is for.
 The ambiguity of numbers is resolved by the **separator**, and that rule is part of the task:
 
 - slashes put the **month first**, as in the USA: ``3/6/2026`` is 6 March 2026;
-- dots put the **day first**, as in Germany: ``06.03.2026`` is 6 March 2026;
+- dots put the **day first**, as in Germany: ``6.3.2026`` is 6 March 2026;
 - a two-digit year ``YY`` means 19YY from 50 to 99 and 20YY from 00 to 49
   (all years lie in 1950 .. 2049).
 
@@ -18,17 +18,19 @@ The ambiguity of numbers is resolved by the **separator**, and that rule is part
 - :data:`HELD_OUT_YEARS`, ten years spread over the range (every digit still appears in
   every place of the training years, so copying digits is learnable);
 - :data:`HELD_OUT_FORMATS`, three formats that are new *combinations* of parts the training
-  formats contain: ``26.11.26`` (the dots' day-first order of ``26.11.2026`` with the
-  two-digit year of ``11/26/26``), ``the 26th of Nov. 2026`` (the ordinal phrasing of
-  ``the 26th of November 2026`` with the abbreviated month of ``26 Nov. 2026``) and
-  ``Nov. 26, 2026`` (the month-first order of ``November 26, 2026`` with the abbreviation).
+  formats contain: ``Thursday, 26 Nov. 2026`` (the weekday of ``Thursday, 26 November 2026``
+  with the abbreviated month of ``26 Nov. 2026``), ``the 26th of Nov. 2026`` (the ordinal
+  phrasing of ``the 26th of November 2026``, abbreviated) and ``Thursday, November 26, 2026``
+  (the weekday with the month-first order of ``November 26, 2026``).
 
 The training split has neither; the test split has only dates with a held-out year or a
 held-out format (see :func:`make_examples`). Everything is deterministic: the same split,
 size and seed give the same examples on every machine (a private ``random.Random``).
 
 Characters are the tokens: :class:`DateVocab` holds every character any format can write,
-plus padding, begin- and end-of-sequence and unknown tokens.
+plus padding, begin- and end-of-sequence and unknown tokens. Every format writes the year
+last, so sources padded on the left to :data:`SOURCE_LEN` (``batch(..., pad_side="left")``)
+have the year in the same places.
 """
 
 from __future__ import annotations

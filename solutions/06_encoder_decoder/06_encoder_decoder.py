@@ -1066,6 +1066,46 @@ print("✓ beam: visible tests passed")
 ### BEGIN HIDDEN TESTS
 from course_utils.models import EncoderDecoderModel, ModelConfig
 
+# Re-ranking across beams: after 3 (0.5) four words have 0.2 each, after 4 (0.45) comes 5
+# (0.9). The best two candidates of step 2 are 4 5 (0.405) and one of 3 ? (0.1): taking the
+# best continuations of the first beam, in beam order, loses 4 5 <eos>.
+table = Table(
+    {
+        (): {3: 0.5, 4: 0.45},
+        (3,): {3: 0.19, 4: 0.2, 5: 0.2, 6: 0.2, 7: 0.2},
+        (4,): {5: 0.9},
+        (4, 5): {2: 0.99},
+    }
+)
+tokens, score = beam_search(table, src, beam_size=2, max_new_tokens=3, bos_id=1, eos_id=2)
+check_equal(
+    tokens,
+    [1, 4, 5, 2],
+    name="beam_search when the best candidates all extend the second beam",
+    hint="Rank the candidates of all beams together, by total log-probability.",
+)
+# Ranked by total log-probability, not by the last token's: 4 7 has the likelier last token
+# (0.55) but the smaller total (0.3 * 0.55 = 0.165 < 0.6 * 0.4 = 0.24 for 3 6).
+table = Table(
+    {
+        (): {3: 0.6, 4: 0.3},
+        (3,): {5: 0.5, 6: 0.4},
+        (4,): {7: 0.55},
+        (3, 6): {2: 0.95},
+        (3, 5): {2: 0.3},
+        (4, 7): {2: 0.95},
+    }
+)
+tokens, score = beam_search(table, src, beam_size=2, max_new_tokens=3, bos_id=1, eos_id=2)
+check_equal(
+    tokens,
+    [1, 3, 6, 2],
+    name="beam_search ranking by total log-probability",
+    hint="A candidate's score is its beam's total log-probability plus the new token's; "
+    "rank by that, not by the new token's probability alone.",
+)
+expected = (math.log(0.6) + math.log(0.4) + math.log(0.95)) / 3
+check_true(close(score, expected), f"score: expected {expected:.5f}, got {score!r}")
 # Length normalisation: <eos> at once has p = 0.4 (log -0.92, one token); 3 4 5 <eos> has
 # p = 0.6 * 0.7 * 0.7 * 0.7 (log -1.58, four tokens: -0.40 per token).
 table = Table({(): {2: 0.4, 3: 0.6}, (3,): {4: 0.7}, (3, 4): {5: 0.7}, (3, 4, 5): {2: 0.7}})
@@ -1190,7 +1230,7 @@ if course_utils.ready("greedy_decode", "beam_search"):
 # errors themselves, beside the right answer.
 
 # %%
-if course_utils.ready("greedy_decode"):
+if course_utils.ready("greedy_decode", "beam_search"):
     by_format = dates.accuracy_by_format(test_examples, greedy_out)
     ax = plot_bar(
         {name: accuracy for name, (accuracy, _) in by_format.items()},
