@@ -1217,12 +1217,13 @@ if course_utils.ready("greedy_decode", "beam_search"):
     print(f"beam search changed {changed} of {n} outputs")
 
 # %% [markdown]
-# On this task beam search has little to add: the model is nearly certain of almost every
-# character, so the best beam is almost always the greedy path, and the few outputs it
-# changes are hard cases either way. Beam search pays off when the model hesitates between
-# continuations whose value only shows later (in translation of real text, for example);
-# here it mostly costs time: it runs `beam_size` hypotheses per source and keeps a Python
-# loop over them, several times slower than greedy decoding.
+# On this task beam search has little to add (in the `cpu` profile it changed no output of
+# the 1000, and both scored 98.7%): the model is nearly certain of almost every character,
+# so the best beam is the greedy path. Beam search pays off when a model hesitates between
+# continuations whose worth only shows later, as in translating real text; here it only
+# costs time. It runs `beam_size` hypotheses per source, and bookkeeping in Python at every
+# step: the course's batched version is slower than greedy decoding, and yours, one source
+# at a time, slower still (the speeds are above).
 #
 # ## 10. The errors that remain, by format
 #
@@ -1249,13 +1250,13 @@ if course_utils.ready("greedy_decode", "beam_search"):
         print(f"  {example.source!r:32} -> {prediction!r:14} (right: {example.target})")
 
 # %% [markdown]
-# Look at where the errors are. With held-out years the model must copy digits it never saw
-# in that combination; in the held-out formats it must find the month or the day in a place
-# where training never put them. The errors are few, and they are of that kind: one digit
-# or one field wrong, never nonsense. That is generalisation from parts the model has seen,
-# not memory. (A combination the training data never shows at all, such as dots with a
-# two-digit year, is a different matter: the data cannot tell the model whether the dots
-# or the short year decides the order.)
+# Look at where the errors are. In the `cpu` profile the training formats are all but
+# perfect, held-out years included: the model copies the digits of years it never saw. The
+# few errors sit in the held-out formats, and they are of one kind: one field wrong, never
+# nonsense. Most are abbreviated months in a place where training only had full names
+# (`the 7th of Oct. 2003` read as August, `the 1st of Dec. 2033` as February): the model
+# has learnt most of the combination, but not every month of it. That is generalisation
+# from parts it has seen, and its limit.
 #
 # ## 11. Watching the decoder read the encoder's notes
 #
