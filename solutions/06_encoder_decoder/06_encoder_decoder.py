@@ -772,7 +772,8 @@ if course_utils.ready("teacher_forcing_batch"):
 # Use `model.encode(src_ids, src_padding_mask=...)` once, and `model.decode(tokens, memory,
 # src_padding_mask=...)`, which returns logits (B, T, V) for all T positions so far; the
 # next token comes from the last one. (The course's `model.greedy_decode` does the same,
-# with a cache that saves recomputing the earlier positions.)
+# with a cache that saves recomputing the earlier positions. Section 9 runs your function
+# under `torch.no_grad()`: decoding needs no gradients.)
 #
 # <details><summary>Hint</summary>
 #
@@ -784,7 +785,6 @@ if course_utils.ready("teacher_forcing_batch"):
 
 
 # %% exercise="greedy"
-@torch.no_grad()
 def greedy_decode(model, src_ids, src_padding_mask=None, *, max_new_tokens, bos_id, eos_id, pad_id):
     """src_ids (B, Ts), src_padding_mask (B, Ts) bool or None.
 
@@ -957,7 +957,6 @@ check_tensor(out, expected, name="greedy_decode of a random EncoderDecoderModel"
 
 
 # %% exercise="beam"
-@torch.no_grad()
 def beam_search(
     model,
     src_ids,
@@ -1167,6 +1166,7 @@ for seed, k in [(0, 2), (1, 3), (2, 4)]:
 # %%
 if course_utils.ready("greedy_decode", "beam_search"):
     model.eval()
+    torch.set_grad_enabled(False)  # decoding only: no gradients to track
     targets = [e.target for e in test_examples]
     start = time.perf_counter()
     greedy_out = []
@@ -1215,6 +1215,7 @@ if course_utils.ready("greedy_decode", "beam_search"):
     )
     changed = sum(g != b for g, b in zip(greedy_out, beam_out))
     print(f"beam search changed {changed} of {n} outputs")
+    torch.set_grad_enabled(True)
 
 # %% [markdown]
 # On this task beam search has little to add (in the `cpu` profile it changed no output of
