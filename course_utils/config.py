@@ -56,6 +56,12 @@ LABS: tuple[Lab, ...] = (
         "LayerNorm, feed-forward, residuals, pre-norm vs post-norm, counting parameters",
         1,
     ),
+    Lab(
+        "05_decoder_only",
+        "Decoder-only models: a small GPT",
+        "next-token training, sampling with temperature/top-k/top-p, a KV cache, your model is GPT-2",
+        4,
+    ),
 )
 
 LAB_NAMES = tuple(lab.name for lab in LABS)
