@@ -100,6 +100,13 @@ WIDGETS: dict[str, tuple[Interaction, ...]] = {
         Interaction("slider", "n_layers:"),
         Interaction("text", "vocab_size:", value="32000"),
     ),
+    "05_decoder_only": (
+        Interaction("slider", "temperature:"),
+        Interaction("slider", "top-k:"),
+        Interaction("slider", "top-p:"),
+        Interaction("text", "prompt:", value="The while", expect=r"\A\s*The while"),  # sample
+        Interaction("button", "Sample"),  # a new seed: a new sample
+    ),
 }
 
 # For labs not in WIDGETS: try the first widget of each kind that exists; at least one of

@@ -1046,7 +1046,10 @@ if course_utils.ready("generate", "top_k_filter", "top_p_filter"):
 
     wide = {"description_width": "initial"}
     prompt_box = widgets.Text(
-        value="The for stat", description="prompt:", layout=widgets.Layout(width="60%")
+        value="The for stat",
+        description="prompt:",
+        continuous_update=False,  # redraw on Enter, not on every key
+        layout=widgets.Layout(width="60%"),
     )
     temperature_slider = widgets.FloatSlider(
         value=1.0, min=0.1, max=2.0, step=0.1, description="temperature:", style=wide
