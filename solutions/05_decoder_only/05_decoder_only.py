@@ -1244,6 +1244,56 @@ check_tensor(out, full1[:, :, 1:], name="one head, D = 1: a 2-token chunk after 
 ### END HIDDEN TESTS
 
 # %% [markdown]
+# ### Your step inside the trained GPT
+#
+# Each block of the `DecoderModel` is pre-norm: `x + attention(norm(x))`, then
+# `x + ffn(norm(x))`. The function below runs the trained model one step at a time with
+# **your** `kv_cache_step` in place of its attention: the new tokens' queries, keys and
+# values come from the block's own projections (`q_proj`, `k_proj`, `v_proj`, split into
+# heads), and only the new tokens go in. It then checks, at every step, that the logits
+# equal those of the whole model run on the whole sequence, and that greedy decoding with
+# your cache writes the same text as the model's own `generate`.
+
+# %%
+if course_utils.ready("kv_cache_step"):
+    from course_utils.layers import merge_heads, split_heads
+
+    @torch.no_grad()
+    def step_with_your_cache(model, new_ids, caches):
+        """new_ids (B, T_new) after the cached tokens -> logits (B, T_new, V); caches grow."""
+        start = 0 if caches[0] is None else caches[0][0].size(2)
+        x = model.embeddings(new_ids, start_pos=start)
+        for i, block in enumerate(model.blocks):
+            attn, h = block.self_attn, block.attn_norm(x)
+            q, k, v = (
+                split_heads(p(h), attn.n_heads) for p in (attn.q_proj, attn.k_proj, attn.v_proj)
+            )
+            y, caches[i] = kv_cache_step(q, k, v, caches[i])
+            x = x + attn.out_proj(merge_heads(y))
+            x = x + block.ffn(block.ffn_norm(x))
+        return model.lm_head(model.final_norm(x))
+
+    sequence = torch.tensor([tokenizer.encode(prompt)])[:, : cfg.block_size // 2]
+    prompt_length = sequence.size(1)
+    n_new = cfg.block_size - prompt_length
+    caches = [None] * len(model.blocks)
+    logits = step_with_your_cache(model, sequence, caches)  # the prompt, all at once
+    largest = 0.0
+    with torch.no_grad():
+        for _ in range(n_new):
+            next_id = logits[:, -1].argmax(dim=-1, keepdim=True)
+            sequence = torch.cat([sequence, next_id], dim=1)
+            logits = step_with_your_cache(model, next_id, caches)  # one token in
+            full = model(sequence)[:, -1:]  # the whole sequence, recomputed
+            largest = max(largest, (logits - full).abs().max().item())
+    theirs = model.generate(sequence[:, :prompt_length], n_new, temperature=0)
+    print(
+        f"{n_new} steps with your cache; largest logit difference from recomputing: {largest:.1e}"
+    )
+    print("same greedy text as DecoderModel.generate:", torch.equal(sequence, theirs))
+    print(f"cache: {len(caches)} layers x (keys, values) of shape {tuple(caches[0][0].shape)}")
+
+# %% [markdown]
 # ### Your cache, measured
 #
 # The course's `DecoderModel.generate` keeps a cache in every layer exactly as your step
