@@ -59,7 +59,7 @@ LABS: tuple[Lab, ...] = (
     Lab(
         "05_decoder_only",
         "Decoder-only models: a small GPT",
-        "next-token training, sampling with temperature/top-k/top-p, a KV cache, your model is GPT-2",
+        "next-token training, temperature/top-k/top-p sampling, a KV cache, your model is GPT-2",
         4,
     ),
 )
