@@ -44,7 +44,7 @@ def execute_seconds(lab: str) -> float:
 
 
 def grade_seconds(lab: str) -> tuple[float, str]:
-    from course_utils.grading import grade
+    from course_utils.tooling.grading import grade
 
     start = time.perf_counter()
     report = grade(ROOT / "solutions" / lab / f"{lab}.ipynb", profile="smoke")

@@ -1,5 +1,6 @@
 """Shared fixtures. Only one: ``jupyter_lab``, which starts JupyterLab servers for the browser
-and environment tests (tests/test_browser.py, tests/test_environments.py) and stops them.
+and environment tests (tests/tooling/test_browser.py, tests/tooling/test_environments.py) and
+stops them.
 
 A server listens on 127.0.0.1 at a free port, with a random token, ``--allow-root`` and
 ``--no-browser``, in its own process group; stopping it kills that group (server and kernels),

@@ -18,7 +18,7 @@
 # terminal with `python -m course_utils doctor`.
 
 # %%
-from course_utils import doctor
+from course_utils.tooling import doctor
 
 doctor.report()
 

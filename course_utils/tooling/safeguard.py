@@ -1,11 +1,12 @@
 """The autograding safeguard: nbgrader preprocessors that keep grading honest.
 
 In nbgrader a learner's code runs in the same kernel as the tests, so one cell can switch the
-tests off. These preprocessors, enabled by :func:`course_utils.nbgrader_setup.configure`:
+tests off. These preprocessors, enabled by :func:`course_utils.tooling.nbgrader_setup.configure`:
 
 1. :class:`ScanSubmission` (after nbgrader restored the locked cells) statically reads every
    code cell the learner could edit: exercise cells and cells they added. A cell that
-   reaches into the kernel or the grader (see :mod:`course_utils.safeguard_scan`) is not run:
+   reaches into the kernel or the grader (see :mod:`course_utils.tooling.safeguard_scan`) is not
+   run:
    its code is kept as comments for the instructor, behind a line that raises with the reason.
 2. :class:`GuardedExecute` runs the notebook in a kernel with a memory ceiling; a cell that
    runs too long is interrupted, and a kernel that dies costs the cells after it, not the run.
@@ -130,7 +131,7 @@ class _LimitsMixin:
         return [
             sys.executable,
             "-m",
-            "course_utils.kernel_limits",
+            "course_utils.tooling.kernel_limits",
             str(limit),
             self.course_profile,
             "--",

@@ -14,8 +14,8 @@ are skipped, except under CI (``CI`` set), where they fail.
 
 Planting a fault, to see these tests fail (test-only; the copies are edited, never the repo)::
 
-    COURSE_BROWSER_PLANT=widget:00_start_here python -m pytest tests/test_browser.py
-    COURSE_BROWSER_PLANT=import:00_start_here python -m pytest tests/test_browser.py
+    COURSE_BROWSER_PLANT=widget:00_start_here python -m pytest tests/tooling/test_browser.py
+    COURSE_BROWSER_PLANT=import:00_start_here python -m pytest tests/tooling/test_browser.py
 
 ``widget``: the lab's widget callbacks raise (the widgets still render); ``import``: a cell
 imports a missing module. Leave out ``:<lab>`` to plant it in every lab.
@@ -40,7 +40,7 @@ from course_utils import config
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 OUTPUT = ROOT / "test-output" / "browser"
 LABS = list(config.LAB_NAMES)
 CHROMIUM = os.environ.get("COURSE_CHROMIUM", "/usr/bin/chromium")

@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import config
+from .. import config
 from .course_dir import CourseError, find_root
 
 

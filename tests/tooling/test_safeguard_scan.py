@@ -1,4 +1,4 @@
-"""Tests for the static safeguard scanner (course_utils.safeguard_scan).
+"""Tests for the static safeguard scanner (course_utils.tooling.safeguard_scan).
 
 Two catalogues: realistic one-cell attacks that must be flagged (with a useful construct and
 reason), and realistic solution code that must never be flagged.
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from course_utils.safeguard_scan import Finding, scan_source
+from course_utils.tooling.safeguard_scan import Finding, scan_source
 
 
 def _cell(text: str) -> str:
@@ -940,7 +940,7 @@ def test_at_least_fifteen_legitimate_snippets() -> None:
 
 def _course_cells_learners_edit() -> list:
     """Unlocked code cells (exercise stubs and reference solutions) of the course notebooks."""
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     params = []
     for path in sorted([*root.glob("solutions/*/*.ipynb"), *root.glob("notebooks/*/*.ipynb")]):
         try:

@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from . import config
+from .. import config
 
 
 class CourseError(Exception):

@@ -30,14 +30,15 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from course_utils import authoring, config
+from course_utils import config
+from course_utils.tooling import authoring
 
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10: pytest depends on tomli there
     import tomli as tomllib
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 LABS = list(config.LAB_NAMES)
 NOTEBOOKS = [(lab, kind) for lab in LABS for kind in ("student", "solution")]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))

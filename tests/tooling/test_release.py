@@ -9,7 +9,9 @@ import shutil
 import pytest
 from helpers import LABS, ROOT, load, run_cli, save, solution_path, student_path
 
-from course_utils import authoring, config
+from course_utils import config
+from course_utils.exercises import placeholder
+from course_utils.tooling import authoring
 
 
 @pytest.fixture()
@@ -42,9 +44,12 @@ def test_student_notebook_has_no_solutions_and_fails_cleanly(lab):
         if c["metadata"].get("nbgrader", {}).get("solution") and c["cell_type"] == "code"
     ]
     assert exercises, f"{lab} has no exercises"
-    for cell in exercises:
+    for number, cell in enumerate(exercises, start=1):
         source = "".join(cell["source"])
-        assert "# YOUR CODE HERE" in source and "raise NotImplementedError()" in source
+        name = cell["metadata"]["nbgrader"]["grade_id"]
+        expected = f'raise NotImplementedError("{placeholder(number, name)}")'
+        assert "# YOUR CODE HERE" in source and expected in source, (lab, name)
+        assert "raise NotImplementedError()" not in source, f"{lab}: {name} has a bare stub"
     for cell in nb["cells"]:
         assert not cell.get("outputs"), f"{lab}: committed with outputs"
     assert nb["metadata"]["course"]["lab"] == lab

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import pytest
 from helpers import load, replace_solution, solution_path, student_path, with_extra_cell
 
-from course_utils.course_dir import temporary_course
-from course_utils.grading import grade
+from course_utils.tooling.course_dir import temporary_course
+from course_utils.tooling.grading import grade
 
 pytestmark = pytest.mark.slow
 LAB = "00_start_here"  # the fastest lab; the safeguard does not depend on the lab

@@ -1,7 +1,9 @@
 """``python -m course_utils release``: regenerate ``notebooks/`` from ``solutions/``.
 
 The student notebooks are nbgrader's release of the solution notebooks: solutions replaced by
-``raise NotImplementedError()``, hidden tests removed, cells locked. ``--check`` writes
+a placeholder that names its exercise (``raise NotImplementedError("Exercise 2 (merge): replace
+this line with your code")``, see :mod:`course_utils.exercises`), hidden tests removed, cells
+locked. ``--check`` writes
 nothing and names the notebooks that drifted; CI runs it.
 
 A learner may be working in ``notebooks/`` itself. So a notebook there is replaced only when
@@ -19,7 +21,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import config
+import nbformat
+
+from .. import config
+from ..exercises import placeholder
 from .course_dir import CourseError, temporary_course
 
 
@@ -71,6 +76,30 @@ def _looks_worked_on(existing: str, fresh: str) -> bool:
     return solutions(old) != solutions(new) or len(old.get("cells", [])) != len(new["cells"])
 
 
+_STUB = "raise NotImplementedError()"
+
+
+def name_placeholders(text: str) -> str:
+    """nbgrader's bare stub, in each exercise cell, replaced by one naming the exercise.
+
+    Exercises are numbered 1, 2, ... in notebook order; the name is the exercise's grade id.
+    Other files pass through unchanged.
+    """
+    try:
+        nb = nbformat.reads(text, as_version=4)
+    except Exception:  # not a notebook: nothing to name
+        return text
+    number = 0
+    for cell in nb.cells:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if cell.cell_type != "code" or not meta.get("solution") or meta.get("grade"):
+            continue
+        number += 1
+        message = placeholder(number, meta["grade_id"])
+        cell.source = cell.source.replace(_STUB, f'raise NotImplementedError("{message}")')
+    return nbformat.writes(nb) + "\n" if number else text
+
+
 def release(
     root: Path,
     labs: list[str] | None = None,
@@ -101,7 +130,7 @@ def release(
                 if not fresh_path.is_file():
                     continue
                 target = output / name / fresh_path.relative_to(released)
-                fresh = fresh_path.read_text(encoding="utf-8")
+                fresh = name_placeholders(fresh_path.read_text(encoding="utf-8"))
                 existing = target.read_text(encoding="utf-8") if target.exists() else None
                 if existing == fresh:
                     continue

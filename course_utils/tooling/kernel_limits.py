@@ -1,4 +1,6 @@
-"""Start a grading kernel: ``python -m course_utils.kernel_limits BYTES PROFILE -- cmd ...``.
+"""Start a grading kernel.
+
+``python -m course_utils.tooling.kernel_limits BYTES PROFILE -- cmd ...``
 
 Sets ``COURSE_PROFILE`` for the kernel and, where the OS allows it, a ceiling of BYTES on its
 address space (0: none), so that a runaway allocation fails with an error in one cell instead
@@ -11,7 +13,9 @@ import sys
 
 def main(argv: list[str]) -> None:
     if len(argv) < 4 or argv[2] != "--":
-        raise SystemExit("usage: python -m course_utils.kernel_limits BYTES PROFILE -- cmd ...")
+        raise SystemExit(
+            "usage: python -m course_utils.tooling.kernel_limits BYTES PROFILE -- cmd ..."
+        )
     limit, profile, cmd = int(argv[0]), argv[1], argv[3:]
     os.environ["COURSE_PROFILE"] = profile
     if profile == "smoke":

@@ -79,7 +79,7 @@ def checks() -> list[Check]:
 
 def _device_check() -> Check:
     try:
-        from .profiles import current_profile, pick_device
+        from ..profiles import current_profile, pick_device
 
         device = pick_device()
         profile = current_profile()

@@ -2,13 +2,13 @@
 
 Autograding runs the course's safeguard around nbgrader's own steps:
 
-- after nbgrader restores the locked cells, :class:`~course_utils.safeguard.ScanSubmission`
+- after nbgrader restores the locked cells, :class:`~course_utils.tooling.safeguard.ScanSubmission`
   reads every cell the learner could edit and neutralises code that reaches into the kernel
-  or the grader (see :mod:`course_utils.safeguard_scan`);
-- :class:`~course_utils.safeguard.GuardedExecute` runs the notebook in a kernel with a memory
-  ceiling and per-cell time limits sized by profile, so an infinite loop or a huge
+  or the grader (see :mod:`course_utils.tooling.safeguard_scan`);
+- :class:`~course_utils.tooling.safeguard.GuardedExecute` runs the notebook in a kernel with a
+  memory ceiling and per-cell time limits sized by profile, so an infinite loop or a huge
   allocation costs one exercise, not the grading run;
-- :class:`~course_utils.safeguard.ApplyVerdicts` gives zero to the exercises a flagged cell
+- :class:`~course_utils.tooling.safeguard.ApplyVerdicts` gives zero to the exercises a flagged cell
   could affect and writes the reason where the learner and the instructor will see it.
 """
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 
-from . import config
+from .. import config
 
 # Seconds one cell may run before it is interrupted, by profile. A smoke-profile lab runs in
 # a few seconds in total; a cpu-profile training cell takes up to about two minutes.

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from helpers import LABS, ROOT, run_cli, solution_path, student_path
 
-from course_utils.grading import grade
+from course_utils.tooling.grading import grade
 
 pytestmark = pytest.mark.slow
 

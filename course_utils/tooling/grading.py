@@ -14,7 +14,7 @@ import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import config
+from .. import config
 from .course_dir import CourseError, find_root, read_notebook_json, temporary_course
 from .safeguard import ERROR_NAME, describe_flags
 

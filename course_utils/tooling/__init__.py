@@ -1,0 +1,12 @@
+"""The course machinery: how the labs are built, released and graded. No lab imports it.
+
+- :mod:`.cli`: ``python -m course_utils COMMAND`` (also the ``course`` script);
+- :mod:`.doctor`: ``doctor``, is this machine ready?
+- :mod:`.authoring`: ``build``, lab sources (``solutions/<lab>/<lab>.py``) to solution notebooks;
+- :mod:`.release`: ``release``, solution notebooks to the student notebooks in ``notebooks/``;
+- :mod:`.grading`: ``grade``, one notebook graded as nbgrader would, never changed;
+- :mod:`.course_dir`: the course folder, and the throw-away nbgrader course both commands use;
+- :mod:`.nbgrader_setup`: the nbgrader settings that ``nbgrader_config.py`` and ``grade`` share;
+- :mod:`.safeguard` and :mod:`.safeguard_scan`: the grading safeguard (a static scan of the
+  cells a learner can edit) and :mod:`.kernel_limits`, the grading kernel's launcher.
+"""
