@@ -50,15 +50,17 @@ course_utils.seed_everything(0)
 cfg = course_utils.settings(
     smoke=dict(
         n_layers=2, n_heads=2, d_model=32, block_size=16, batch_size=4, steps=20, warmup=5,
-        sample_every=10, eval_batches=2, timing_lengths=[8, 16],
+        sample_every=10, eval_batches=2, timing_lengths=[8, 16], text_length=30,
     ),
     cpu=dict(
         n_layers=4, n_heads=4, d_model=128, block_size=64, batch_size=12, steps=1000,
         warmup=100, sample_every=250, eval_batches=40, timing_lengths=[32, 64, 128, 256],
+        text_length=150,
     ),
     gpu=dict(
         n_layers=4, n_heads=4, d_model=128, block_size=64, batch_size=12, steps=2000,
         warmup=100, sample_every=400, eval_batches=200, timing_lengths=[32, 64, 128, 256, 512],
+        text_length=150,
     ),
 )  # fmt: skip
 device = course_utils.pick_device()
@@ -381,15 +383,15 @@ if course_utils.ready("lm_batch", "lm_loss"):
 # 4 layers, 4 heads, width 128, a context of 64 characters, batches of 12, AdamW with
 # learning rate $10^{-3}$ warmed up over 100 steps and decayed along a cosine to
 # $10^{-4}$, $\beta_2 = 0.99$, weight decay 0.1 on the weight matrices, gradients clipped
-# to norm 1, no dropout. Its full length is 2,000 steps. In the `cpu` profile this lab runs
-# the first half of that budget on its own schedule (1,000 steps, about 80 seconds) to stay
-# within the lab's time; the course's benchmark `benchmarks/decoder_quality.py` runs all
-# 2,000 and checks that the validation loss ends at or below **1.45 nats per character**
-# (see its numbers at the end of this section).
+# to norm 1, no dropout. Its full length is 2,000 steps. In the `cpu` profile this lab
+# trains for 1,000 (warm-up and cosine fitted to those 1,000) to stay within the lab's
+# time; on a GPU it runs all 2,000. The course's benchmark `benchmarks/decoder_quality.py`
+# runs the full recipe on a CPU and checks its target: a validation loss of at most **1.45
+# nats per character** after 2,000 steps.
 #
 # The batches are sampled exactly as in your `lm_batch`, at random starts; the validation
 # loss is measured on the same fixed windows of the held-out text every time, so that
-# successive measurements compare. Every few hundred steps the model also writes 120
+# successive measurements compare. Every few hundred steps the model also writes 150
 # characters from the same prompt, so you can watch it learn to spell, then to write
 # Python's documentation.
 
@@ -431,9 +433,9 @@ val_batches = [
 prompt = "The for statement"
 
 
-def sample(model, n=120):
+def sample(model):
     context = torch.tensor([tokenizer.encode(prompt)], device=next(model.parameters()).device)
-    out = model.generate(context, n, temperature=0.8, top_k=None, top_p=None, seed=0)
+    out = model.generate(context, cfg.text_length, temperature=0.8, seed=0)
     return tokenizer.decode(out[0].tolist())
 
 
@@ -492,14 +494,21 @@ print(
     f"({math.exp(final_val):.1f}-way uncertainty per character, down from {tokenizer.vocab_size})"
 )
 print(f"training throughput: {history.tokens_per_second:,.0f} tokens/s on {device}")
+print(
+    f"character frequencies alone: {unigram:.3f}; the full 2,000-step recipe "
+    f"(benchmarks/decoder_quality.py): 1.419; the target: 1.45"
+)
 
 # %% [markdown]
-# What the full recipe reaches, measured by `benchmarks/decoder_quality.py` on a quiet
-# 2-core CPU (see that script for the command and the latest numbers): a validation loss
-# of about **1.43** nats per character after 2,000 steps, under the 1.45 target, in about
-# two and a half minutes of training. The `cpu` profile's 1,000 steps end near 1.6: half
-# the training is visibly worse, but the text is already recognisably Python
-# documentation.
+# What the full recipe reaches, measured by `benchmarks/decoder_quality.py` (2,000 steps,
+# the validation loss averaged over 200 held-out batches): **1.419** nats per character,
+# under the 1.45 target (a plain nanoGPT-style implementation reached 1.42 on this corpus).
+# In that run the loss was 1.66 halfway, after 1,000 steps, while its learning rate was
+# still high. A 1,000-step run that decays its learning rate over those 1,000 steps, as the
+# `cpu` profile's does, ends in between: the last lines above show where. Training longer
+# still helps at this size, and the samples show it: after 1,000 steps the model spells
+# most words and knows the shape of the documentation, but its sentences do not yet mean
+# much.
 #
 # ### Which positions learn most?
 #
@@ -770,7 +779,7 @@ check_raises(
 if course_utils.ready("generate"):
     context = torch.tensor([tokenizer.encode(prompt)])
     for temperature in (0.0, 0.8, 1.5):
-        out = generate(model, context, 150, block_size=cfg.block_size, temperature=temperature,
+        out = generate(model, context, cfg.text_length, block_size=cfg.block_size, temperature=temperature,
                        generator=torch.Generator().manual_seed(0))  # fmt: skip
         print(f"temperature {temperature}:\n{tokenizer.decode(out[0].tolist())!r}\n")
 
@@ -1030,7 +1039,7 @@ if course_utils.ready("generate", "top_k_filter", "top_p_filter"):
         out = generate(
             model,
             context,
-            120,
+            cfg.text_length,
             block_size=cfg.block_size,
             temperature=temperature,
             filter_fn=lambda x: top_p_filter(top_k_filter(x, k), p),
