@@ -640,7 +640,10 @@ class CountingModel(nn.Module):
 
     def forward(self, ids):
         if ids.size(1) > self.block_size:
-            raise ValueError(f"got {ids.size(1)} tokens, more than block_size={self.block_size}")
+            raise ValueError(
+                f"the model was given {ids.size(1)} tokens, more than its block_size="
+                f"{self.block_size}: crop the context to ids[:, -block_size:]"
+            )
         self.seen.append(ids.clone())
         self.grad.append(torch.is_grad_enabled())
         target = ids.cumsum(dim=1) % self.vocab_size  # a different answer at each position
@@ -804,7 +807,7 @@ if course_utils.ready("generate"):
 #
 # Write `top_k_filter(logits, k)`: along the last axis, keep the `k` largest logits and set
 # every other one to `-inf`. Tokens tied with the k-th largest are kept too (so a row can
-# keep more than `k` when there are ties; PyTorch and Hugging Face do the same). A `k`
+# keep more than `k` when there are ties; nanoGPT and Hugging Face do the same). A `k`
 # larger than the vocabulary keeps everything; a `k` below 1 is a `ValueError`. Do not
 # change `logits` in place.
 #
@@ -1000,8 +1003,8 @@ for bad in (0.0, -0.1, 1.5):
 # applies to what top-k left, as in Hugging Face's `generate`). Below the bars is a text
 # sampled with those settings by your `generate`. Try:
 #
-# - the prompt `The for stat`: the model is sure what comes next; top-p = 0.9 keeps a
-#   single character, top-k = 10 keeps ten whatever happens;
+# - the prompt `The for stat` with top-p = 0.9: the model is nearly sure an `e` comes
+#   next, and top-p keeps very few characters; top-k = 10 keeps ten whatever happens;
 # - a prompt that ends in a space: many words could start here, so top-p keeps many;
 # - temperature 0.3, then 2.0, with both filters off (top-k = the vocabulary size,
 #   top-p = 1): watch the bars sharpen and flatten, and the text go from repetitive to
@@ -1110,7 +1113,8 @@ if course_utils.ready("generate", "top_k_filter", "top_p_filter"):
 #
 # Generating $N$ tokens then costs $N$ one-position steps instead of
 # $1 + 2 + \dots + N \approx N^2 / 2$ positions; the price is memory, two vectors per layer
-# per position (for GPT-2 small, 36 KB per token).
+# per position (for GPT-2 small in float32: 12 layers x 2 x 768 numbers x 4 bytes, 72 KB
+# per token).
 #
 # ## 11. Exercise: one attention step with a cache
 #
