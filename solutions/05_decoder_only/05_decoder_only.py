@@ -22,8 +22,8 @@
 #    your own code.
 #
 # The whole notebook runs in about 3 minutes on a quiet 2-core laptop CPU (most of it
-# training the model in section 4), and longer when other work shares the machine: 7.6
-# minutes on a 2-core machine with a dozen other jobs running.
+# training the model in section 4), and longer when other work shares the machine: 6 to
+# 8 minutes on a 2-core machine with a dozen other jobs running.
 
 # %% [markdown]
 # ## 0. Set-up
