@@ -57,6 +57,12 @@ LABS: tuple[Lab, ...] = (
         1,
     ),
     Lab(
+        "04_encoder_only",
+        "The encoder (Type C)",
+        "a small BERT: masked-language-model pretraining, sentiment with negation, sentence search",
+        4,
+    ),
+    Lab(
         "05_decoder_only",
         "Decoder-only models: a small GPT",
         "next-token training, temperature/top-k/top-p sampling, a KV cache, your model is GPT-2",
