@@ -63,6 +63,12 @@ LABS: tuple[Lab, ...] = (
         4,
     ),
     Lab(
+        "05_decoder_only",
+        "Decoder-only models: a small GPT",
+        "next-token training, temperature/top-k/top-p sampling, a KV cache, your model is GPT-2",
+        4,
+    ),
+    Lab(
         "06_encoder_decoder",
         "The encoder-decoder",
         "a seq2seq Transformer with cross-attention translating dates, greedy and beam decoding",

@@ -105,6 +105,13 @@ WIDGETS: dict[str, tuple[Interaction, ...]] = {
         Interaction("dropdown", "encoder:"),  # fine-tuned / pretrained only
         Interaction("slider", "neighbours:"),
     ),
+    "05_decoder_only": (
+        Interaction("slider", "temperature:"),
+        Interaction("slider", "top-k:"),
+        Interaction("slider", "top-p:"),
+        Interaction("text", "prompt:", value="The while", expect=r"\A\s*The while"),  # sample
+        Interaction("button", "Sample"),  # a new seed: a new sample
+    ),
     "06_encoder_decoder": (
         Interaction("dropdown", "input:"),  # a test date in another format
         Interaction("dropdown", "head:"),  # mean of the heads -> head 0
