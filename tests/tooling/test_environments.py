@@ -305,6 +305,9 @@ def learner_config(tmp_path_factory) -> Path:
     extensions. Here it acts on a temporary user level: nbgrader's own configuration file is
     copied there first, so that the level it changes is one where nbgrader is enabled, as on
     Binder (`jupyter server extension disable` only sees the level it writes to).
+    ``LEARNER_ENV`` makes that temporary level rank first in every kind of environment (in a
+    venv or a conda environment, the environment's level would otherwise outrank it and
+    undo the disable), and the script, left to choose (``auto``), must then write there.
     """
     config_dir = tmp_path_factory.mktemp("learner-jupyter-config")
     from jupyter_core.paths import jupyter_config_path
@@ -318,19 +321,55 @@ def learner_config(tmp_path_factory) -> Path:
     (config_dir / "jupyter_server_config.d").mkdir()
     shutil.copy(sources[0], config_dir / "jupyter_server_config.d" / "nbgrader.json")
 
-    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(config_dir)}
+    result = _hide_instructor_tools(config_dir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "writing at the user level" in result.stdout, result.stdout
+    return config_dir
+
+
+# The temporary user level outranks the environment's own, wherever the suite runs.
+LEARNER_ENV = {"JUPYTER_PREFER_ENV_PATH": "0"}
+
+
+def _hide_instructor_tools(config_dir: Path, *args: str, **env: str):
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(config_dir), **LEARNER_ENV, **env}
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    result = subprocess.run(
-        ["bash", str(ROOT / "binder" / "hide-instructor-tools"), "user"],
+    return subprocess.run(
+        ["bash", str(ROOT / "binder" / "hide-instructor-tools"), *args],
         env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
-    assert result.returncode == 0, result.stdout + result.stderr
-    return config_dir
+
+
+def test_hide_instructor_tools_writes_at_the_level_that_wins(tmp_path):
+    """In a venv or a named conda environment the environment's level outranks the user's
+    (jupyter_core's prefer_environment_over_user), elsewhere the user's does: the script's
+    ``auto`` level must be the one that ranks first here, whichever environment this is."""
+    from jupyter_core.paths import jupyter_config_dir, jupyter_config_path
+
+    def which(**env) -> str:
+        result = _hide_instructor_tools(tmp_path, "--which", **env)
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip()
+
+    assert which(JUPYTER_PREFER_ENV_PATH="1") == "sys_prefix"
+    assert which(JUPYTER_PREFER_ENV_PATH="0") == "user"
+    # With no preference set, as learners run it: the level whose folder ranks first.
+    env = {k: v for k, v in os.environ.items() if k != "JUPYTER_PREFER_ENV_PATH"}
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    here = subprocess.run(
+        ["bash", str(ROOT / "binder" / "hide-instructor-tools"), "--which"],
+        env=env, capture_output=True, text=True, timeout=60,
+    ).stdout.strip()  # fmt: skip
+    first = Path(jupyter_config_path()[0]).resolve()
+    expected = "user" if first == Path(jupyter_config_dir()).resolve() else "sys_prefix"
+    if not {"JUPYTER_PREFER_ENV_PATH", "JUPYTER_CONFIG_PATH"} & set(os.environ):
+        assert here == expected, (here, jupyter_config_path())
+    assert _hide_instructor_tools(tmp_path, "bogus").returncode == 2
 
 
 @pytest.mark.slow
 def test_jupyter_reports_instructor_tools_disabled(learner_config):
-    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(learner_config)}
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(learner_config), **LEARNER_ENV}
     run = dict(env=env, capture_output=True, text=True, timeout=300)
     jupyter = [sys.executable, "-m", "jupyter"]
 
@@ -357,7 +396,7 @@ def test_jupyter_reports_instructor_tools_disabled(learner_config):
 def test_jupyter_lab_with_binder_settings_serves_the_course(learner_config, jupyter_lab, tmp_path):
     course = tmp_path / "course"
     shutil.copytree(ROOT / "notebooks", course / "notebooks")
-    server = jupyter_lab(course, config_dir=learner_config)
+    server = jupyter_lab(course, config_dir=learner_config, env=LEARNER_ENV)
     try:
         for lab in LABS:
             status, body = server.request(f"/api/contents/notebooks/{lab}/{lab}.ipynb")
