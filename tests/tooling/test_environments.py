@@ -266,6 +266,18 @@ def test_post_build_installs_the_course_and_hides_instructor_tools():
         assert f"disable {name}" not in hide_text and f" {name} " not in hide_text, name
 
 
+def test_binder_start_sets_a_passive_openmp_policy_unless_one_is_set():
+    start = ROOT / "binder" / "start"
+    assert os.access(start, os.X_OK), "binder/start must be executable"
+    base = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    for env, expected in ((base, "PASSIVE"), ({**base, "OMP_WAIT_POLICY": "ACTIVE"}, "ACTIVE")):
+        result = subprocess.run(
+            [str(start), sys.executable, "-c", "import os; print(os.environ['OMP_WAIT_POLICY'])"],
+            env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert result.returncode == 0 and result.stdout.strip() == expected, result
+
+
 def test_the_names_hidden_are_the_ones_nbgrader_registers():
     """An nbgrader upgrade that renames its plugins must not silently un-hide them."""
     import importlib
@@ -491,32 +503,67 @@ _HARNESS = textwrap.dedent(
                             "google.colab.output": output})
     exec(compile(source, "<setup cell>", "exec"), {"__name__": "__main__"})
     imported = sorted(m for m in sys.modules if m.split(".")[0] in ("google", "pip"))
-    print(json.dumps({"calls": calls, "enabled": len(enabled), "modules": imported}))
+    print(json.dumps({"calls": calls, "enabled": len(enabled), "modules": imported,
+                      "omp": os.environ.get("OMP_WAIT_POLICY"),
+                      "root": os.environ.get("COURSE_ROOT")}))
     """
 )
 
 
-def _run_setup_cell(where: str) -> dict:
+def _run_setup_cell(where: str, **env: str) -> dict:
+    base = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "COURSE_ROOT")}
     result = subprocess.run(
         [sys.executable, "-I", "-c", _HARNESS, authoring.setup_cell_source(), where],
-        capture_output=True, text=True, timeout=60, cwd=ROOT / "binder",
+        capture_output=True, text=True, timeout=60, cwd=ROOT / "binder", env={**base, **env},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    lines = result.stdout.strip().splitlines()
+    return {**json.loads(lines[-1]), "printed": "\n".join(lines[:-1])}
 
 
-def test_setup_cell_does_nothing_outside_colab():
+def test_setup_cell_only_sets_a_passive_openmp_policy_outside_colab():
     outcome = _run_setup_cell("local")
-    assert outcome == {"calls": [], "enabled": 0, "modules": []}, outcome
+    expected = {"calls": [], "enabled": 0, "modules": [], "printed": ""}
+    assert outcome == {**expected, "omp": "PASSIVE", "root": None}, outcome
+    # A policy the user chose stays.
+    assert _run_setup_cell("local", OMP_WAIT_POLICY="ACTIVE")["omp"] == "ACTIVE"
 
 
-def test_setup_cell_on_colab_installs_the_course_and_enables_widgets():
+def test_setup_cell_on_colab_fetches_the_course_and_shows_how_to_grade():
+    """On Colab: a shallow clone of the course (grade needs solutions/ and nbgrader's settings),
+    the package installed from it, COURSE_ROOT pointing there, widgets enabled, and the line
+    that grades the notebook printed (course_utils.tooling.colab)."""
+    from course_utils.tooling import colab
+
     outcome = _run_setup_cell("colab")
-    assert len(outcome["calls"]) == 1, outcome
-    command = outcome["calls"][0][0]
-    assert command[1:] == ["-m", "pip", "install", "-q", config.pip_install_target()], command
-    assert config.REPOSITORY in config.pip_install_target()
+    course = config.COLAB_COURSE_DIR
+    clone, install = (call[0] for call in outcome["calls"])
+    assert clone[:2] == ["git", "clone"] and clone[-2:] == [config.clone_url(), course], clone
+    assert "--depth" in clone and clone[clone.index("--depth") + 1] == "1", clone
+    assert clone[clone.index("--branch") + 1] == config.BRANCH, clone
+    assert install[1:] == ["-m", "pip", "install", "-q", course], install
+    assert len(outcome["calls"]) == 2, outcome
+    assert config.clone_url() == f"https://github.com/{config.REPOSITORY}.git"
+    assert outcome["root"] == course and outcome["omp"] == "PASSIVE", outcome
     assert outcome["enabled"] == 1, "the setup cell must enable Colab's custom widget manager"
+    assert colab.GRADE_LINE in outcome["printed"], outcome["printed"]
+
+
+def test_colab_grading_leaves_out_its_own_cell_and_finds_the_lab():
+    from course_utils.tooling import colab
+
+    nb = read_notebook(LABS[0], "student")
+    added = nbformat.v4.new_code_cell(colab.GRADE_LINE)
+    mine = json.loads(nbformat.writes(nb))
+    mine["cells"].append(json.loads(nbformat.writes(nbformat.v4.new_notebook(cells=[added])))[
+        "cells"][0])  # fmt: skip
+    kept = colab.without_grade_cells(mine)
+    assert len(kept["cells"]) == len(nb.cells) and colab.lab_of(kept) == LABS[0]
+    with pytest.raises(RuntimeError, match="which course lab"):
+        colab.lab_of({"metadata": {}})
+    nbgrader_pin = [r for r in PYPROJECT["project"]["optional-dependencies"]["course"]
+                    if r.startswith("nbgrader")]  # fmt: skip
+    assert nbgrader_pin == [colab.NBGRADER], "colab.NBGRADER must match pyproject.toml"
 
 
 # GitHub repositories named in a URL: (owner, name).
