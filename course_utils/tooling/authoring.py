@@ -42,21 +42,50 @@ class Built:
 
 
 def setup_cell_source() -> str:
-    """The first code cell of every notebook: on Colab, install course_utils and widgets."""
-    return (
-        "# Setup: run this cell first. On Google Colab it installs the course's helper\n"
-        "# package (about a minute, once per session); anywhere else it does nothing.\n"
-        "import sys\n"
-        "\n"
-        'if "google.colab" in sys.modules:\n'
-        "    import subprocess\n"
-        "\n"
-        f'    target = "{config.pip_install_target()}"\n'
-        '    subprocess.run([sys.executable, "-m", "pip", "install", "-q", target], check=True)\n'
-        "    from google.colab import output\n"
-        "\n"
-        "    output.enable_custom_widget_manager()  # ipywidgets 8 widgets render on Colab"
-    )
+    """The first code cell of every notebook.
+
+    Everywhere: a passive OpenMP wait policy before PyTorch loads (unless one is set), so
+    that PyTorch's idle threads sleep instead of spinning and a busy machine stays fast.
+    On Colab: a shallow clone of the course (what ``grade`` needs: the solution notebooks and
+    nbgrader's settings), this package installed from it, ipywidgets 8's widget manager, and
+    the one line that grades the notebook there (:mod:`course_utils.tooling.colab`).
+    """
+    from .colab import GRADE_LINE
+
+    return _SETUP_CELL.format(
+        course=config.COLAB_COURSE_DIR,
+        branch=config.BRANCH,
+        url=config.clone_url(),
+        grade_line=GRADE_LINE,
+    ).strip()
+
+
+# Formatted as ruff formats the notebooks' code (a test checks).
+_SETUP_CELL = """
+# Setup: run this cell first. It lets PyTorch's idle threads sleep instead of spin, so
+# a busy machine stays fast. On Google Colab it also fetches the course (about a minute,
+# once per session); anywhere else it does nothing more.
+import os
+import sys
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read when torch is imported
+
+if "google.colab" in sys.modules:
+    import subprocess
+
+    course = "{course}"
+    url = "{url}"
+    if not os.path.isdir(course):
+        shallow = ["--depth", "1", "--branch", "{branch}"]
+        subprocess.run(["git", "clone", "-q", *shallow, url, course], check=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", course], check=True)
+    os.environ["COURSE_ROOT"] = course  # where `grade` finds the course
+    from google.colab import output
+
+    output.enable_custom_widget_manager()  # ipywidgets 8 widgets render on Colab
+    print("To grade this notebook on Colab, run this line in a new cell:")
+    print("    {grade_line}")
+"""
 
 
 def badges(lab: str) -> str:
