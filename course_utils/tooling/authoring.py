@@ -63,6 +63,16 @@ def setup_cell_source() -> str:
     )
 
 
+def timing_note(lab: str) -> str:
+    """How long the lab takes, from the syllabus minutes in :mod:`course_utils.config`."""
+    minutes = config.lab(lab).minutes
+    return (
+        f"*This notebook runs top to bottom in about {minutes} minute{'s' if minutes != 1 else ''}"
+        " on a 2-core laptop CPU (measured on a quiet machine; when other programs keep the CPU "
+        "busy it can take several times longer).*"
+    )
+
+
 def badges(lab: str) -> str:
     path = f"notebooks/{lab}/{lab}.ipynb"
     return f"{config.colab_badge(path)} {config.binder_badge(path)}"
@@ -136,8 +146,9 @@ def _literal(text: str) -> str:
 def begin_test_line(test_id: str, number: int, hint: str, uses: dict[str, int]) -> str:
     """The first line of a built test cell (formatted as ruff format would)."""
     args = [_literal(test_id), f"exercise={number}", f"hint={_literal(hint)}"]
-    if uses:
-        args.append("uses={" + ", ".join(f"{_literal(k)}: {v}" for k, v in uses.items()) + "}")
+    if uses:  # in exercise order (the notebook's JSON stores the metadata's keys sorted)
+        ordered = sorted(uses.items(), key=lambda item: (item[1], item[0]))
+        args.append("uses={" + ", ".join(f"{_literal(k)}: {v}" for k, v in ordered) + "}")
     call = f"begin_test({', '.join(args)})"
     if len(call) > 100:
         call = "begin_test(\n" + "".join(f"    {a},\n" for a in args) + ")"
@@ -208,7 +219,7 @@ def build_notebook(source_path: Path):
         source = cell.source.strip("\n")
 
         if index == 0:
-            title = plain("markdown", f"{source}\n\n{badges(lab)}")
+            title = plain("markdown", f"{source}\n\n{timing_note(lab)}\n\n{badges(lab)}")
             cells.append(title)
             cells.append(plain("code", setup_cell_source()))
             continue
