@@ -18,8 +18,6 @@
 # 3. **embeddings**, and why `nn.Embedding` is nothing but a one-hot vector times a matrix;
 # 4. the **sinusoidal position table** of the original Transformer, compared with positions
 #    a model learns by itself.
-#
-# The whole notebook runs in about a minute on a laptop.
 
 # %%
 import matplotlib.pyplot as plt
