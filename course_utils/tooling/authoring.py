@@ -65,7 +65,10 @@ def setup_cell_source() -> str:
 
 def timing_note(lab: str) -> str:
     """How long the lab takes, from the syllabus minutes in :mod:`course_utils.config`."""
-    minutes = config.lab(lab).minutes
+    try:
+        minutes = config.lab(lab).minutes
+    except KeyError:  # not a lab of the course (a scratch source): nothing to state
+        return ""
     return (
         f"*This notebook runs top to bottom in about {minutes} minute{'s' if minutes != 1 else ''}"
         " on a 2-core laptop CPU (measured on a quiet machine; when other programs keep the CPU "
@@ -219,7 +222,8 @@ def build_notebook(source_path: Path):
         source = cell.source.strip("\n")
 
         if index == 0:
-            title = plain("markdown", f"{source}\n\n{timing_note(lab)}\n\n{badges(lab)}")
+            parts = [source, timing_note(lab), badges(lab)]
+            title = plain("markdown", "\n\n".join(part for part in parts if part))
             cells.append(title)
             cells.append(plain("code", setup_cell_source()))
             continue
