@@ -120,12 +120,17 @@ def main(argv: list[str] | None = None) -> int:
         worker(args.worker)
         return 0
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
-    print(f"{os.cpu_count()} CPUs; load average before: {load}; {args.steps} steps per copy")
+    print(
+        f"{os.cpu_count()} CPUs; load average before: {load}; {args.steps} steps per copy",
+        flush=True,
+    )
     results: dict[tuple[bool, int], float] = {}
     threads = {}
     for passive in (False, True):
         for copies in sorted(set([1, *args.copies])):
             results[passive, copies], threads[passive] = run_copies(copies, args.steps, passive)
+            policy = "PASSIVE" if passive else "default"
+            print(f"  {policy}, {copies} at once: {results[passive, copies]:.1f} s", flush=True)
     print()
     print(
         f"{'OMP_WAIT_POLICY':<16} {'copies':>6} {'together s':>11} {'one after another s':>20} "
