@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import sys
 import textwrap
+from pathlib import Path
 
 from nbformat.notebooknode import NotebookNode
 from nbgrader.api import Gradebook, MissingEntry
@@ -27,6 +28,8 @@ from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 from traitlets import Unicode
 
 from .safeguard_scan import scan_source
+from .sandbox import PACKAGE_DIR, Watch, Workspace, sandboxed, site_dirs
+from .trusted import rewrite_imports
 
 META_KEY = "course_safeguard"
 ERROR_NAME = "FlaggedByGrader"
@@ -47,6 +50,13 @@ def describe_flags(flags: list[dict]) -> str:
     """One paragraph per flagged cell, for comments, feedback and ``grade``'s output."""
     parts = []
     for flag in flags:
+        if flag.get("tampered"):
+            items = "; ".join(f["reason"] for f in flag["findings"])
+            parts.append(
+                "The submission changed files that grading relies on, so every test scores "
+                f"zero until an instructor reviews it: {items}"
+            )
+            continue
         where = f"exercise {flag['grade_id']!r}" if flag.get("solution") else "a cell you added"
         items = "; ".join(
             f"line {f['line']}: {f['construct']} ({f['reason']})" for f in flag["findings"]
@@ -89,6 +99,10 @@ class ScanSubmission(NbGraderPreprocessor):
             meta = _nbgrader_meta(cell)
             grade_id = meta.get("grade_id")
             if grade_id in trusted and cell.source == trusted[grade_id]:
+                if meta.get("grade") and not meta.get("solution"):
+                    # A test cell takes the checks from the grader, not from the kernel's
+                    # modules (which the learner's code could have replaced).
+                    cell.source = rewrite_imports(cell.source)
                 continue  # the instructor's own code, restored by OverwriteCells
             try:
                 findings = [
@@ -121,22 +135,57 @@ class ScanSubmission(NbGraderPreprocessor):
 
 
 class _LimitsMixin:
-    """Start the kernel under a memory ceiling (POSIX), with the grading profile set."""
+    """Start the kernel under a memory ceiling (POSIX), with the grading profile set, in the
+    submission's :class:`~course_utils.tooling.sandbox.Workspace` (sandboxed where possible),
+    through :mod:`course_utils.tooling.kernel_boot` (the trusted checks)."""
 
     course_profile = "smoke"
+    course_workspace: Workspace | None = None
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        workspace = self.course_workspace
+        if workspace is not None and workspace.sandboxed:
+            # No network in the sandbox: the kernel's sockets are Unix sockets in its folder.
+            self.transport = "ipc"
+            self.ip = str(workspace.ipc / "kernel")
+            self.connection_file = str(workspace.ipc / "kernel.json")
+
+    @property
+    def kernel_spec(self):
+        spec = super().kernel_spec
+        workspace = self.course_workspace
+        if spec is not None and workspace is not None and workspace.sandboxed:
+            # A signal to the sandbox would not reach the kernel (its own session and pid
+            # namespace); ipykernel interrupts itself on a control message instead.
+            spec.interrupt_mode = "message"
+        return spec
 
     def format_kernel_cmd(self, extra_arguments=None):
-        cmd = super().format_kernel_cmd(extra_arguments)
+        cmd = _booted(super().format_kernel_cmd(extra_arguments))
         limit = kernel_memory_limit() or 0
+        workspace = self.course_workspace
+        env = [f"{k}={v}" for k, v in workspace.environment().items()] if workspace else []
         return [
             sys.executable,
             "-m",
             "course_utils.tooling.kernel_limits",
             str(limit),
             self.course_profile,
+            *env,
             "--",
-            *cmd,
+            *(workspace.wrap(cmd) if workspace else cmd),
         ]
+
+
+def _booted(cmd: list[str]) -> list[str]:
+    """The kernel command with ipykernel's launcher replaced by the course's boot module."""
+    for index in range(len(cmd) - 1):
+        if cmd[index] == "-m" and cmd[index + 1] == "ipykernel_launcher":
+            return [*cmd[: index + 1], "course_utils.tooling.kernel_boot", *cmd[index + 2 :]]
+    raise RuntimeError(
+        f"the grading kernel must be ipykernel (python -m ipykernel_launcher), not {cmd!r}"
+    )
 
 
 def kernel_memory_limit() -> int | None:
@@ -156,11 +205,12 @@ def kernel_memory_limit() -> int | None:
     return int(physical * 0.6)
 
 
-def _limited_manager(profile: str):
+def _limited_manager(profile: str, workspace: Workspace | None = None):
     from jupyter_client.manager import AsyncKernelManager
 
     class LimitedKernelManager(_LimitsMixin, AsyncKernelManager):
         course_profile = profile
+        course_workspace = workspace
 
     return LimitedKernelManager
 
@@ -174,6 +224,63 @@ class GuardedExecute(Execute):
         super().__init__(*args, **kwargs)
         self.kernel_manager_class = _limited_manager(self.profile)
         self._kernel_dead_at: int | None = None
+
+    def _course_paths(self, resources: dict) -> tuple[Path, list[Path], Path | None]:
+        """(course root, folders holding solutions, gradebook file) of this grading run."""
+        course = self.config.get("CourseDirectory", {})
+        root = Path(course.get("root", os.getcwd())).resolve()
+        sources = [root / course.get("source_directory", "source"), root / "solutions"]
+        package_root = PACKAGE_DIR.parent
+        if (package_root / "solutions").is_dir():
+            sources.append(package_root / "solutions")
+        db_url = (resources or {}).get("nbgrader", {}).get("db_url", "")
+        gradebook = Path(db_url[len("sqlite:///") :]) if db_url.startswith("sqlite:///") else None
+        return root, sources, gradebook
+
+    def preprocess(self, nb, resources=None, km=None):
+        """Run the notebook in a fresh workspace: sandboxed, or watched and restored after."""
+        sandbox = sandboxed()
+        root, sources, gradebook = self._course_paths(resources)
+        notebook_dir = (resources or {}).get("metadata", {}).get("path") or os.getcwd()
+        hidden = [root, Path(notebook_dir), Path.cwd(), *sources]
+        if (PACKAGE_DIR.parent / "solutions").is_dir():
+            hidden.append(PACKAGE_DIR.parent)  # the course folder the package lives in
+        workspace = Workspace.create(hidden, sandboxed=sandbox)
+        watch = None
+        if not sandbox:
+            watch = Watch(
+                trees=[PACKAGE_DIR, workspace.lib, *sources],
+                files=[gradebook] if gradebook else [],
+                pth_dirs=site_dirs(),
+            )
+        self.kernel_manager_class = _limited_manager(self.profile, workspace)
+        self._kernel_dead_at = None
+        try:
+            nb, resources = super().preprocess(nb, resources, km)
+        finally:
+            changes = watch.restore() if watch else []
+            workspace.remove()
+        if changes:
+            self.log.warning("safeguard: the submission changed grader files: %s", changes)
+            nb.metadata.setdefault(META_KEY, {}).setdefault("flags", []).append(
+                {
+                    "cell": -1,
+                    "grade_id": None,
+                    "solution": False,
+                    "first_line": "",
+                    "tampered": True,
+                    "findings": [
+                        {
+                            "line": 0,
+                            "construct": "changed files the grader relies on",
+                            "reason": "; ".join(changes[:5])
+                            + (f" and {len(changes) - 5} more" if len(changes) > 5 else "")
+                            + " (undone)",
+                        }
+                    ],
+                }
+            )
+        return nb, resources
 
     def preprocess_cell(self, cell, resources, index):
         # nbclient's execute_cell is bound to its own coroutine, so recovery lives here, in
