@@ -78,7 +78,12 @@ def nbgrader_environment() -> Iterator[None]:
 
 @contextlib.contextmanager
 def temporary_course(
-    root: Path, labs: list[str], *, profile: str | None = None, safeguard: bool = True
+    root: Path,
+    labs: list[str],
+    *,
+    profile: str | None = None,
+    safeguard: bool = True,
+    scan: bool = True,
 ):
     """A temporary nbgrader course with the given labs as sources; yields (api, course_dir).
 
@@ -100,7 +105,9 @@ def temporary_course(
             (course / "source" / name).mkdir(parents=True)
             shutil.copy2(source, course / "source" / name / source.name)
         c = Config()
-        configure(c, profile=profile, safeguard=safeguard)
+        configure(c, profile=profile, safeguard=safeguard, scan=scan)
+        # The course's own solutions are hidden from (or watched around) every kernel too.
+        c.GuardedExecute.course_root = str(Path(root).resolve())
         c.CourseDirectory.root = str(course)
         c.CourseDirectory.source_directory = "source"
         c.CourseDirectory.release_directory = "release"

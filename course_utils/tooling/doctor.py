@@ -41,6 +41,21 @@ def _version_tuple(text: str) -> tuple[int, ...]:
     return tuple(parts)
 
 
+# Tools a notebook never imports: their installed version is enough, and importing them
+# (tens of seconds for jupyterlab on a busy machine) would slow every grading kernel down.
+_TOOLS = ("jupyterlab", "nbgrader")
+
+
+def _version(module: str, pip_name: str) -> str:
+    if module in _TOOLS:
+        from importlib import metadata, util
+
+        if util.find_spec(module) is None:
+            raise ImportError(module)
+        return metadata.version(pip_name)
+    return getattr(importlib.import_module(module), "__version__", "?")
+
+
 def _in_colab() -> bool:
     return "google.colab" in sys.modules
 
@@ -57,7 +72,7 @@ def checks() -> list[Check]:
     ]
     for module, pip_name, minimum, purpose in REQUIREMENTS:
         try:
-            version = getattr(importlib.import_module(module), "__version__", "?")
+            version = _version(module, pip_name)
         except Exception as error:  # noqa: BLE001 - a broken install is as bad as a missing one
             optional = module in ("jupyterlab", "nbgrader") and _in_colab()
             results.append(

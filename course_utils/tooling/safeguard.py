@@ -25,7 +25,7 @@ from pathlib import Path
 from nbformat.notebooknode import NotebookNode
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
-from traitlets import Unicode
+from traitlets import Bool, Unicode
 
 from .safeguard_scan import scan_source
 from .sandbox import PACKAGE_DIR, Watch, Workspace, sandboxed, site_dirs
@@ -83,6 +83,8 @@ def _neutralised(source: str, findings: list[dict]) -> str:
 class ScanSubmission(NbGraderPreprocessor):
     """Flag and neutralise learner code that reaches into the kernel or the grader."""
 
+    scan = Bool(True, help="False: only point test cells at the grader's checks").tag(config=True)
+
     def preprocess(self, nb: NotebookNode, resources: dict):
         info = resources["nbgrader"]
         trusted: dict[str, str] = {}
@@ -104,6 +106,8 @@ class ScanSubmission(NbGraderPreprocessor):
                     # modules (which the learner's code could have replaced).
                     cell.source = rewrite_imports(cell.source)
                 continue  # the instructor's own code, restored by OverwriteCells
+            if not self.scan:
+                continue
             try:
                 findings = [
                     {"line": f.line, "construct": f.construct, "reason": f.reason}
@@ -219,6 +223,10 @@ class GuardedExecute(Execute):
     """nbgrader's Execute, with a memory ceiling and survival of a dying kernel."""
 
     profile = Unicode("smoke", help="COURSE_PROFILE for the grading kernel").tag(config=True)
+    protect = Bool(True, help="sandbox (or watch) the kernel; False: plain nbgrader").tag(
+        config=True
+    )
+    course_root = Unicode("", help="the course folder whose solutions/ to protect").tag(config=True)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -230,6 +238,8 @@ class GuardedExecute(Execute):
         course = self.config.get("CourseDirectory", {})
         root = Path(course.get("root", os.getcwd())).resolve()
         sources = [root / course.get("source_directory", "source"), root / "solutions"]
+        if self.course_root:
+            sources.append(Path(self.course_root) / "solutions")
         package_root = PACKAGE_DIR.parent
         if (package_root / "solutions").is_dir():
             sources.append(package_root / "solutions")
@@ -239,10 +249,15 @@ class GuardedExecute(Execute):
 
     def preprocess(self, nb, resources=None, km=None):
         """Run the notebook in a fresh workspace: sandboxed, or watched and restored after."""
+        if not self.protect:
+            self.kernel_manager_class = _limited_manager(self.profile)
+            return super().preprocess(nb, resources, km)
         sandbox = sandboxed()
         root, sources, gradebook = self._course_paths(resources)
         notebook_dir = (resources or {}).get("metadata", {}).get("path") or os.getcwd()
         hidden = [root, Path(notebook_dir), Path.cwd(), *sources]
+        if self.course_root:
+            hidden.append(Path(self.course_root))
         if (PACKAGE_DIR.parent / "solutions").is_dir():
             hidden.append(PACKAGE_DIR.parent)  # the course folder the package lives in
         workspace = Workspace.create(hidden, sandboxed=sandbox)
