@@ -89,7 +89,18 @@ def checks() -> list[Check]:
         results.append(Check(module, ok, version, f"pip install -U '{pip_name}>={minimum}'"))
     results.append(_device_check())
     results.append(_widget_check())
+    results.append(_isolation_check())
     return results
+
+
+def _isolation_check() -> Check:
+    """Informational: how grading kernels are isolated here (never a failure)."""
+    try:
+        from .sandbox import describe
+
+        return Check("grading", True, describe())
+    except Exception as error:  # noqa: BLE001
+        return Check("grading", True, f"isolation unknown ({type(error).__name__})")
 
 
 def _device_check() -> Check:
@@ -113,6 +124,13 @@ def _widget_check() -> Check:
         import ipywidgets
     except ImportError:
         return Check("widgets", False, "ipywidgets missing", "pip install 'ipywidgets>=8'")
+    except Exception as error:  # noqa: BLE001 - a broken install, not a missing one
+        return Check(
+            "widgets",
+            False,
+            f"ipywidgets is broken ({type(error).__name__}: {str(error)[:80]})",
+            "pip install --force-reinstall 'ipywidgets>=8'",
+        )
     major = _version_tuple(ipywidgets.__version__)[:1]
     if major < (8,):
         return Check(
@@ -125,7 +143,7 @@ def _widget_check() -> Check:
         return Check("widgets", True, "Colab: the setup cell enables the widget manager")
     try:
         import jupyterlab_widgets  # noqa: F401 - the front-end half that JupyterLab needs
-    except ImportError:
+    except Exception:  # noqa: BLE001 - missing or broken: widgets would not render either way
         return Check(
             "widgets",
             False,

@@ -36,9 +36,7 @@ def cell_timeout(profile: str) -> int:
     return CELL_TIMEOUT.get(profile, CELL_TIMEOUT["cpu"])
 
 
-def configure(
-    c, *, profile: str | None = None, safeguard: bool = True, scan: bool = True
-) -> None:
+def configure(c, *, profile: str | None = None, safeguard: bool = True, scan: bool = True) -> None:
     """Apply the course's settings to an nbgrader traitlets config object ``c``.
 
     ``safeguard=False`` gives plain nbgrader autograding in an unprotected kernel; the test

@@ -252,7 +252,7 @@ class GuardedExecute(Execute):
         if not self.protect:
             self.kernel_manager_class = _limited_manager(self.profile)
             return super().preprocess(nb, resources, km)
-        sandbox = sandboxed()
+        sandbox = sandboxed(self.log)
         root, sources, gradebook = self._course_paths(resources)
         notebook_dir = (resources or {}).get("metadata", {}).get("path") or os.getcwd()
         hidden = [root, Path(notebook_dir), Path.cwd(), *sources]

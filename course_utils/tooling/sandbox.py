@@ -107,18 +107,21 @@ def describe() -> str:
     )
 
 
-def sandboxed() -> bool:
-    """True when grading kernels run in bubblewrap; warns once (or raises) otherwise."""
+def sandboxed(logger: logging.Logger | None = None) -> bool:
+    """True when grading kernels run in bubblewrap. Says which, once per process, through
+    ``logger``; raises SandboxError instead when COURSE_SANDBOX=require and there is none."""
     global _warned
     problem = sandbox_problem()
-    if not problem:
-        return True
-    if _mode() == "require":
+    if problem and _mode() == "require":
         raise SandboxError(f"COURSE_SANDBOX=require, but {problem}")
     if not _warned:
         _warned = True
-        log.warning("grading runs without isolation: %s", describe())
-    return False
+        logger = logger or log
+        if problem:
+            logger.warning("grading runs without isolation: %s", describe())
+        else:
+            logger.info("grading isolation: %s", describe())
+    return not problem
 
 
 def _read_only(path: Path) -> None:
