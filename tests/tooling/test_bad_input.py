@@ -106,8 +106,8 @@ def test_doctor_with_a_broken_widget_package(tmp_path):
 
 
 def _git(*args, cwd):
-    env = {**os.environ, "GIT_AUTHOR_NAME": "l", "GIT_AUTHOR_EMAIL": "l@x", "GIT_COMMITTER_NAME": "l",
-           "GIT_COMMITTER_EMAIL": "l@x"}  # fmt: skip
+    names = {"GIT_AUTHOR_NAME": "l", "GIT_AUTHOR_EMAIL": "l@x"}
+    env = {**os.environ, **names, "GIT_COMMITTER_NAME": "l", "GIT_COMMITTER_EMAIL": "l@x"}
     subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True)
 
 

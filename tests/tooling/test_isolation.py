@@ -71,7 +71,8 @@ def writers(root: Path, course: Path) -> list[tuple[str, str]]:
          "    db.execute('UPDATE grade SET manual_score = 0')\n    db.commit()\n"
          "except Exception:\n    pass\n"),
         ("rewrite-the-package",
-         f"try:\n    open({str(root / 'course_utils' / 'checks.py')!r}, 'w').write({PERMISSIVE!r})\n"
+         f"try:\n    open({str(root / 'course_utils' / 'checks.py')!r}, 'w')"
+         f".write({PERMISSIVE!r})\n"
          "except OSError:\n    pass\n"),
         ("pth-file",
          "import site\n\ntry:\n"
