@@ -10,13 +10,17 @@ tests off. These preprocessors, enabled by :func:`course_utils.tooling.nbgrader_
    its code is kept as comments for the instructor, behind a line that raises with the reason.
 2. :class:`GuardedExecute` runs the notebook in a kernel with a memory ceiling; a cell that
    runs too long is interrupted, and a kernel that dies costs the cells after it, not the run.
-3. :class:`ApplyVerdicts` gives every test cell after a flagged cell an error that names the
-   flagged cell and construct, so those exercises score zero until an instructor reviews it.
+3. :class:`ApplyVerdicts` gives an error that names the flagged cell and construct to the
+   tests a flag costs: those of the exercise whose code was not run, and later tests that use
+   a name the flagged cell defines (it was not run, so it compromised nothing else). A
+   submission that changed the grader's files (see :mod:`course_utils.tooling.sandbox`) scores
+   zero everywhere.
 4. :class:`RecordVerdicts` writes the same reason into the gradebook's comments.
 """
 
 from __future__ import annotations
 
+import ast
 import os
 import sys
 import textwrap
@@ -130,12 +134,56 @@ class ScanSubmission(NbGraderPreprocessor):
                     "solution": bool(meta.get("solution")),
                     "first_line": _first_line(cell.source),
                     "findings": findings,
+                    "defines": _defined_names(cell.source),
                 }
             )
             cell.source = _neutralised(cell.source, findings)
             self.log.warning("safeguard: flagged cell %d: %s", index + 1, findings)
         nb.metadata[META_KEY] = {"flags": flags}
         return nb, resources
+
+
+def _defined_names(source: str) -> list[str] | None:
+    """Names a cell binds at its top level (None when it cannot be parsed: assume any)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return None
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+            continue
+        for inner in ast.walk(node):
+            if isinstance(inner, ast.Name) and isinstance(inner.ctx, (ast.Store, ast.Del)):
+                names.add(inner.id)
+            elif isinstance(inner, (ast.Import, ast.ImportFrom)):
+                names.update((a.asname or a.name).split(".")[0] for a in inner.names)
+    return sorted(names)
+
+
+def _used_names(source: str) -> set[str] | None:
+    """Names a test cell uses but does not bind itself (test cells import what they use)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return None
+    own = set(_defined_names(source) or [])
+    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} - own
+
+
+def _costs(flag: dict, index: int, exercise: str | None, source: str) -> bool:
+    """Does the flag cost the test cell at ``index`` (of ``exercise``) its marks?"""
+    if flag.get("tampered"):
+        return True  # it changed the grader's files: nothing it touched can be trusted
+    if flag.get("solution") and flag.get("grade_id") == exercise:
+        return True  # the exercise's own code was not run
+    if index < flag["cell"]:
+        return False
+    defines, used = flag.get("defines"), _used_names(source)
+    if defines is None or used is None:
+        return True
+    return bool(used & set(defines))  # the test needs what the flagged cell would define
 
 
 class _LimitsMixin:
@@ -336,9 +384,8 @@ class ApplyVerdicts(NbGraderPreprocessor):
 
     def preprocess(self, nb: NotebookNode, resources: dict):
         flags = nb.metadata.get(META_KEY, {}).get("flags", [])
-        first = min((f["cell"] for f in flags), default=None)
         reason = describe_flags(flags)
-        affected: list[str] = []  # exercises (solution cell ids) whose tests come after a flag
+        affected: list[str] = []  # exercises (solution cell ids) that a flag costs marks
         exercise = None
         for index, cell in enumerate(nb.cells):
             meta = _nbgrader_meta(cell)
@@ -353,17 +400,32 @@ class ApplyVerdicts(NbGraderPreprocessor):
                 if output.get("output_type") == "stream" and output.get("name") == "stderr":
                     output = NotebookNode(dict(output, name="stdout"))
                 outputs.append(output)
-            if first is not None and index > first:
+            # A flagged cell was not run, so it compromised nothing after it: it costs its
+            # own exercise and the tests that need what it defines, not every later test.
+            costly = [f for f in flags if _costs(f, index, exercise, cell.source)]
+            if costly:
                 outputs.append(
                     _error_output(
                         ERROR_NAME,
                         "this test scores zero until an instructor reviews the submission. "
-                        + reason,
+                        + describe_flags(costly),
                     )
                 )
                 if exercise and exercise not in affected:
                     affected.append(exercise)
             cell.outputs = outputs
+        if flags and not affected:
+            # Nothing lost marks, but an instructor still reviews it: note it on the exercise
+            # nearest before the first flagged cell.
+            first = min(f["cell"] for f in flags)
+            nearest = None
+            for index, cell in enumerate(nb.cells):
+                meta = _nbgrader_meta(cell)
+                if meta.get("solution") and meta.get("grade_id"):
+                    if nearest is None or index <= first:
+                        nearest = meta["grade_id"]
+            if nearest:
+                affected.append(nearest)
         # Later steps of this pass (RecordVerdicts) read this; the notebook's own metadata
         # is cleared before then.
         resources[META_KEY] = {"flags": flags, "affected": affected, "reason": reason}
