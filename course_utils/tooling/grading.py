@@ -134,10 +134,18 @@ def check_lab(path: Path, data: dict, lab: str, source: dict) -> None:
     own = data.get("metadata", {}).get("course", {}).get("lab")
     if own in config.LAB_NAMES and own != lab:
         raise CourseError(f"{path} is a notebook of lab {own}, not {lab}: pass --lab {own}")
-    ids = {_grade_id(c) for c in data["cells"]} - {None}
-    expected = {_grade_id(c) for c in source["cells"]} - {None}
+    ids = {_exercise_id(c) for c in data["cells"]} - {None}
+    expected = {_exercise_id(c) for c in source["cells"]} - {None}
     if ids and not ids & expected:
         raise CourseError(f"{path} does not belong to lab {lab}: none of its cells are that lab's")
+
+
+def _exercise_id(cell: dict) -> str | None:
+    """The grade id of an exercise or test cell (locked cells' ids repeat across labs)."""
+    meta = cell.get("metadata", {}).get("nbgrader") if isinstance(cell, dict) else None
+    if isinstance(meta, dict) and (meta.get("solution") or meta.get("grade")):
+        return meta.get("grade_id")
+    return None
 
 
 def _grade_id(cell: dict) -> str | None:
@@ -244,7 +252,7 @@ def grade(
         result = api.autograde(lab, STUDENT, force=True, create=True)
         autograded = course / "autograded" / STUDENT / lab / f"{lab}.ipynb"
         if not result["success"] or not autograded.exists():
-            raise RuntimeError(f"autograding failed:\n{result.get('error') or result['log']}")
+            raise CourseError(f"nbgrader could not grade {path}: {_cause(result)}")
         graded = json.loads(autograded.read_text(encoding="utf-8"))
         cells = {c["metadata"].get("nbgrader", {}).get("grade_id"): c for c in graded["cells"]}
         with api.gradebook as gb:
@@ -269,6 +277,17 @@ def grade(
     if _digest(path) != before:  # pragma: no cover - would be a bug in this module
         raise RuntimeError(f"{path} changed while it was graded; please report this bug")
     return report
+
+
+def _cause(result: dict) -> str:
+    """The most telling line of a failed nbgrader run (its own summary lines say nothing)."""
+    text = f"{result.get('log') or ''}\n{result.get('error') or ''}"
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    for line in reversed(lines):
+        if ("Error" in line or "Exception" in line) and "NbGraderException" not in line:
+            if not line.startswith(("File ", "Traceback", "raise ")):
+                return line[:300]
+    return "see `nbgrader autograde --debug` for details"
 
 
 def _order(source: dict, grade_id: str) -> int:

@@ -213,8 +213,9 @@ class Workspace:
             "--bind", str(self.ipc), str(self.ipc),
             "--chdir", str(self.scratch),
             # ipykernel would watch its parent's pid, which does not exist in the sandbox's pid
-            # namespace; --die-with-parent does that job.
-            "--unsetenv", "JPY_PARENT_PID",
+            # namespace; --die-with-parent does that job. (1 means "no parent to watch";
+            # unset, ipykernel would print its connection details into the grader's output.)
+            "--setenv", "JPY_PARENT_PID", "1",
         ]  # fmt: skip
         return [*args, "--", *cmd]
 
