@@ -42,6 +42,21 @@ def _version_tuple(text: str) -> tuple[int, ...]:
     return tuple(parts)
 
 
+# Tools a notebook never imports: their installed version is enough, and importing them
+# (tens of seconds for jupyterlab on a busy machine) would slow every grading kernel down.
+_TOOLS = ("jupyterlab", "nbgrader")
+
+
+def _version(module: str, pip_name: str) -> str:
+    if module in _TOOLS:
+        from importlib import metadata, util
+
+        if util.find_spec(module) is None:
+            raise ImportError(module)
+        return metadata.version(pip_name)
+    return getattr(importlib.import_module(module), "__version__", "?")
+
+
 def _in_colab() -> bool:
     return "google.colab" in sys.modules
 
@@ -58,7 +73,7 @@ def checks() -> list[Check]:
     ]
     for module, pip_name, minimum, purpose in REQUIREMENTS:
         try:
-            version = getattr(importlib.import_module(module), "__version__", "?")
+            version = _version(module, pip_name)
         except Exception as error:  # noqa: BLE001 - a broken install is as bad as a missing one
             optional = module in ("jupyterlab", "nbgrader") and _in_colab()
             results.append(
@@ -76,7 +91,18 @@ def checks() -> list[Check]:
     results.append(_device_check())
     results.append(_threads_check())
     results.append(_widget_check())
+    results.append(_isolation_check())
     return results
+
+
+def _isolation_check() -> Check:
+    """Informational: how grading kernels are isolated here (never a failure)."""
+    try:
+        from .sandbox import describe
+
+        return Check("grading", True, describe())
+    except Exception as error:  # noqa: BLE001
+        return Check("grading", True, f"isolation unknown ({type(error).__name__})")
 
 
 def _device_check() -> Check:
@@ -127,6 +153,13 @@ def _widget_check() -> Check:
         import ipywidgets
     except ImportError:
         return Check("widgets", False, "ipywidgets missing", "pip install 'ipywidgets>=8'")
+    except Exception as error:  # noqa: BLE001 - a broken install, not a missing one
+        return Check(
+            "widgets",
+            False,
+            f"ipywidgets is broken ({type(error).__name__}: {str(error)[:80]})",
+            "pip install --force-reinstall 'ipywidgets>=8'",
+        )
     major = _version_tuple(ipywidgets.__version__)[:1]
     if major < (8,):
         return Check(
@@ -139,7 +172,7 @@ def _widget_check() -> Check:
         return Check("widgets", True, "Colab: the setup cell enables the widget manager")
     try:
         import jupyterlab_widgets  # noqa: F401 - the front-end half that JupyterLab needs
-    except ImportError:
+    except Exception:  # noqa: BLE001 - missing or broken: widgets would not render either way
         return Check(
             "widgets",
             False,
