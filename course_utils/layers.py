@@ -39,6 +39,7 @@ __all__ = [
     "combine_masks",
     "split_heads",
     "merge_heads",
+    "KVCache",
     "MultiHeadAttention",
     "FeedForward",
     "TransformerBlock",
@@ -46,6 +47,7 @@ __all__ = [
     "LearnedPositionalEmbedding",
     "SinusoidalPositionalEmbedding",
     "Embeddings",
+    "LanguageModelHead",
     "count_parameters",
 ]
 
@@ -249,14 +251,87 @@ def merge_heads(x: Tensor) -> Tensor:
     return x.transpose(1, 2).reshape(b, t, h * d)
 
 
+class KVCache:
+    """The keys and values one attention layer has already computed, for fast decoding.
+
+    Generating token t+1 needs the keys and values of tokens 0 .. t. Without a cache the model
+    recomputes them all at every step; with one, each step computes only the new token's and
+    appends them here. ``k`` and ``v`` are (B, H, T_past, D), or None before the first step.
+
+    * self-attention: :meth:`MultiHeadAttention.forward` appends every call's new keys;
+    * cross-attention (``static=True``): the keys come from the encoder's output, which does
+      not change while decoding, so they are computed once, on the first call, and reused.
+
+    :meth:`reorder` picks batch rows (beam search keeps the cache of the surviving beams).
+    """
+
+    def __init__(self, *, static: bool = False) -> None:
+        self.static = static
+        self.k: Tensor | None = None
+        self.v: Tensor | None = None
+
+    def __len__(self) -> int:
+        """Number of cached positions."""
+        return 0 if self.k is None else self.k.size(-2)
+
+    def update(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """Append (B, H, T_new, D) keys and values; return all of them (B, H, T_past + T_new, D)."""
+        if self.k is not None:
+            k, v = torch.cat([self.k, k], dim=-2), torch.cat([self.v, v], dim=-2)
+        self.k, self.v = k, v
+        return k, v
+
+    def reorder(self, index: Tensor) -> None:
+        """Keep batch rows ``index`` (B_new,) in this order, e.g. the beams that survive."""
+        if self.k is not None:
+            self.k, self.v = self.k.index_select(0, index), self.v.index_select(0, index)
+
+
+class _Projection:
+    """One third of the fused ``in_proj``, with the interface of an ``nn.Linear``.
+
+    ``weight`` and ``bias`` are views of the fused parameters, so ``proj.weight.copy_(w)``
+    (under ``torch.no_grad()``) writes into the model and ``proj(x)`` trains it.
+    """
+
+    def __init__(self, fused: nn.Linear, index: int) -> None:
+        self._fused, self._rows = (
+            fused,
+            slice(index * fused.in_features, (index + 1) * fused.in_features),
+        )
+        self.in_features = self.out_features = fused.in_features
+
+    @property
+    def weight(self) -> Tensor:
+        return self._fused.weight[self._rows]
+
+    @property
+    def bias(self) -> Tensor | None:
+        return None if self._fused.bias is None else self._fused.bias[self._rows]
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return F.linear(x, self.weight, self.bias)
+
+    def __repr__(self) -> str:
+        return (
+            f"_Projection(in_features={self.in_features}, out_features={self.out_features}, "
+            f"bias={self.bias is not None}, rows {self._rows.start}..{self._rows.stop - 1} "
+            "of in_proj)"
+        )
+
+
 class MultiHeadAttention(nn.Module):
     """Multi-head self- or cross-attention, batch first.
 
     Queries come from ``x`` (B, Tq, C); keys and values from ``context`` (B, Tk, C), or from
-    ``x`` itself when ``context`` is None (self-attention). Four separate Linear layers,
-    ``q_proj``, ``k_proj``, ``v_proj``, ``out_proj`` (PyTorch packs the first three in one
-    ``in_proj_weight``; :meth:`load_from_torch` copies the slices). Dropout acts on the
-    attention weights, as in ``nn.MultiheadAttention``; residual dropout belongs to the block.
+    ``x`` itself when ``context`` is None (self-attention). The three input projections W_q,
+    W_k, W_v are stored stacked in one Linear, ``in_proj`` (weight (3C, C), rows [0, C) for
+    queries, [C, 2C) keys, [2C, 3C) values: the layout of PyTorch's ``in_proj_weight``), so
+    self-attention makes Q, K and V with **one** matmul. ``q_proj``, ``k_proj``, ``v_proj``
+    are each third, usable like an ``nn.Linear`` (``.weight``, ``.bias``, call), and a state
+    dict with separate ``q_proj.weight`` ... keys loads too. ``out_proj`` mixes the heads.
+    Dropout acts on the attention weights, as in ``nn.MultiheadAttention``; residual dropout
+    belongs to the block.
 
     ``fast=True`` runs ``F.scaled_dot_product_attention``; ``fast=False`` the plain
     :func:`scaled_dot_product_attention`. Both give the same numbers to float32 rounding.
@@ -278,10 +353,21 @@ class MultiHeadAttention(nn.Module):
                 f"head gets d_model // n_heads channels"
             )
         self.d_model, self.n_heads, self.dropout, self.fast = d_model, n_heads, dropout, fast
-        self.q_proj = nn.Linear(d_model, d_model, bias=bias)
-        self.k_proj = nn.Linear(d_model, d_model, bias=bias)
-        self.v_proj = nn.Linear(d_model, d_model, bias=bias)
+        self.in_proj = nn.Linear(d_model, 3 * d_model, bias=bias)  # W_q, W_k, W_v stacked
         self.out_proj = nn.Linear(d_model, d_model, bias=bias)
+        self._register_load_state_dict_pre_hook(_fuse_qkv_keys)
+
+    @property
+    def q_proj(self) -> _Projection:
+        return _Projection(self.in_proj, 0)
+
+    @property
+    def k_proj(self) -> _Projection:
+        return _Projection(self.in_proj, 1)
+
+    @property
+    def v_proj(self) -> _Projection:
+        return _Projection(self.in_proj, 2)
 
     def forward(
         self,
@@ -292,6 +378,7 @@ class MultiHeadAttention(nn.Module):
         key_padding_mask: Tensor | None = None,
         is_causal: bool = False,
         need_weights: bool = False,
+        kv_cache: KVCache | None = None,
     ) -> tuple[Tensor, Tensor | None]:
         """x (B, Tq, C), context (B, Tk, C) or None -> (out (B, Tq, C), weights or None).
 
@@ -299,37 +386,36 @@ class MultiHeadAttention(nn.Module):
         key_padding_mask: bool (B, Tk), True = padding (PyTorch's convention).
         is_causal: hide future keys (end-aligned :func:`causal_mask`).
         need_weights: use the plain path and also return weights (B, H, Tq, Tk).
+        kv_cache: a :class:`KVCache`; Tk then counts the cached keys too (masks must cover
+        them). A static (cross-attention) cache computes keys from ``context`` once.
         """
-        context = x if context is None else context
-        self._check_input(x, "x")
-        self._check_input(context, "context")
-        b, t_q, t_k = x.size(0), x.size(1), context.size(1)
-        if context.size(0) != b:
-            raise ValueError(
-                f"x and context need the same batch size, got {b} and {context.size(0)}"
-            )
-        if attn_mask is not None and attn_mask.dim() not in (2, 4):
-            # A 3-D mask would broadcast (B, Tq, Tk) as (1, B, Tq, Tk): batch on the head axis.
-            raise ValueError(
-                f"attn_mask must be (Tq, Tk) = {(t_q, t_k)} or (B, 1 or H, Tq, Tk),"
-                f" got {tuple(attn_mask.shape)}"
-            )
-        if key_padding_mask is not None:
-            _check_bool(key_padding_mask, "key_padding_mask")
-            if tuple(key_padding_mask.shape) != (b, t_k):
-                raise ValueError(
-                    f"key_padding_mask must be (B, Tk) = {(b, t_k)} with True = "
-                    f"padding, got {tuple(key_padding_mask.shape)}"
-                )
-            key_padding_mask = padding_mask(key_padding_mask)
-        if attn_mask is not None:
-            _check_bool(attn_mask, "attn_mask")
-            _check_broadcast(attn_mask, (b, self.n_heads, t_q, t_k), "attn_mask", "(B, H, Tq, Tk)")
-        mask = combine_masks(attn_mask, key_padding_mask)
-
-        q = split_heads(self.q_proj(x), self.n_heads)  # (B, H, Tq, D)
-        k = split_heads(self.k_proj(context), self.n_heads)  # (B, H, Tk, D)
-        v = split_heads(self.v_proj(context), self.n_heads)
+        b, t_q, c = x.shape if x.dim() == 3 else (0, 0, -1)
+        if c != self.d_model:
+            raise ValueError(f"x must be (B, T, C={self.d_model}), got {tuple(x.shape)}")
+        h = self.n_heads
+        if context is None:  # self-attention: Q, K and V in one matmul
+            q, k, v = self.in_proj(x).view(b, t_q, 3, h, c // h).permute(2, 0, 3, 1, 4).unbind(0)
+            if kv_cache is not None:
+                k, v = kv_cache.update(k, v)
+        else:
+            self._check_context(context, b)
+            w, bias = self.in_proj.weight, self.in_proj.bias
+            q = F.linear(x, w[:c], None if bias is None else bias[:c])
+            q = q.view(b, t_q, h, c // h).transpose(1, 2)  # (B, H, Tq, D)
+            if kv_cache is not None and kv_cache.static and kv_cache.k is not None:
+                k, v = kv_cache.k, kv_cache.v  # the encoder's keys, computed on the first step
+            else:
+                t_k = context.size(1)
+                kv = F.linear(context, w[c:], None if bias is None else bias[c:])
+                k, v = kv.view(b, t_k, 2, h, c // h).permute(2, 0, 3, 1, 4).unbind(0)
+                if kv_cache is not None:
+                    k, v = kv_cache.update(k, v)
+        t_k = k.size(-2)
+        mask = None
+        if attn_mask is not None or key_padding_mask is not None:
+            mask = self._mask(attn_mask, key_padding_mask, b, t_q, t_k)
+        if is_causal and t_q == 1 and mask is None:
+            is_causal = False  # one new query sees every cached key: nothing to hide
         p = self.dropout if self.training else 0.0
         weights = None
         if need_weights or not self.fast:
@@ -338,12 +424,41 @@ class MultiHeadAttention(nn.Module):
             )
         else:
             y = _fast_attention(q, k, v, mask, is_causal, p)
-        out = self.out_proj(merge_heads(y))
+        out = self.out_proj(y.transpose(1, 2).reshape(b, t_q, c))  # merge heads
         return out, (weights if need_weights else None)
 
-    def _check_input(self, t: Tensor, name: str) -> None:
-        if t.dim() != 3 or t.size(-1) != self.d_model:
-            raise ValueError(f"{name} must be (B, T, C={self.d_model}), got {tuple(t.shape)}")
+    def _check_context(self, context: Tensor, b: int) -> None:
+        if context.dim() != 3 or context.size(-1) != self.d_model:
+            raise ValueError(
+                f"context must be (B, T, C={self.d_model}), got {tuple(context.shape)}"
+            )
+        if context.size(0) != b:
+            raise ValueError(
+                f"x and context need the same batch size, got {b} and {context.size(0)}"
+            )
+
+    def _mask(
+        self, attn_mask: Tensor | None, key_padding_mask: Tensor | None, b: int, t_q: int, t_k: int
+    ) -> Tensor:
+        """Check the masks (only when some are given) and AND them into one "may attend"."""
+        if attn_mask is not None:
+            _check_bool(attn_mask, "attn_mask")
+            if attn_mask.dim() not in (2, 4):
+                # A 3-D mask would broadcast (B, Tq, Tk) as (1, B, Tq, Tk): batch on the heads.
+                raise ValueError(
+                    f"attn_mask must be (Tq, Tk) = {(t_q, t_k)} or (B, 1 or H, Tq, Tk),"
+                    f" got {tuple(attn_mask.shape)}"
+                )
+            _check_broadcast(attn_mask, (b, self.n_heads, t_q, t_k), "attn_mask", "(B, H, Tq, Tk)")
+        if key_padding_mask is not None:
+            _check_bool(key_padding_mask, "key_padding_mask")
+            if tuple(key_padding_mask.shape) != (b, t_k):
+                raise ValueError(
+                    f"key_padding_mask must be (B, Tk) = {(b, t_k)} with True = "
+                    f"padding, got {tuple(key_padding_mask.shape)}"
+                )
+            key_padding_mask = padding_mask(key_padding_mask)
+        return combine_masks(attn_mask, key_padding_mask)
 
     @torch.no_grad()
     def load_from_torch(self, mha: nn.MultiheadAttention) -> MultiHeadAttention:
@@ -356,16 +471,12 @@ class MultiHeadAttention(nn.Module):
             )
         if not mha._qkv_same_embed_dim or mha.bias_k is not None or mha.add_zero_attn:
             raise ValueError("kdim/vdim, add_bias_kv and add_zero_attn are not supported")
-        if (mha.in_proj_bias is None) != (self.q_proj.bias is None):
+        if (mha.in_proj_bias is None) != (self.in_proj.bias is None):
             raise ValueError("bias mismatch between nn.MultiheadAttention and this module")
-        # in_proj_weight is (3C, C): rows [0, C) are W_q, [C, 2C) W_k, [2C, 3C) W_v.
-        for proj, w in zip((self.q_proj, self.k_proj, self.v_proj), mha.in_proj_weight.chunk(3)):
-            proj.weight.copy_(w)
+        # Same layout: in_proj_weight is (3C, C), rows [0, C) W_q, [C, 2C) W_k, [2C, 3C) W_v.
+        self.in_proj.weight.copy_(mha.in_proj_weight)
         if mha.in_proj_bias is not None:
-            for proj, bias in zip(
-                (self.q_proj, self.k_proj, self.v_proj), mha.in_proj_bias.chunk(3)
-            ):
-                proj.bias.copy_(bias)
+            self.in_proj.bias.copy_(mha.in_proj_bias)
         _copy_params(self.out_proj, mha.out_proj)
         return self
 
@@ -381,6 +492,14 @@ class MultiHeadAttention(nn.Module):
         )
         w = mha.out_proj.weight
         return module.to(device=w.device, dtype=w.dtype).load_from_torch(mha)
+
+
+def _fuse_qkv_keys(state_dict, prefix, *args) -> None:
+    """Load hook: turn separate ``q_proj``/``k_proj``/``v_proj`` entries into ``in_proj``."""
+    for kind in ("weight", "bias"):
+        names = [f"{prefix}{p}_proj.{kind}" for p in "qkv"]
+        if all(n in state_dict for n in names):
+            state_dict[f"{prefix}in_proj.{kind}"] = torch.cat([state_dict.pop(n) for n in names])
 
 
 @torch.no_grad()
@@ -431,7 +550,12 @@ class FeedForward(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.dropout(self.fc2(self.act(self.fc1(x))))
+        return _dropout(self.dropout, self.fc2(self.act(self.fc1(x))))
+
+
+def _dropout(module: nn.Dropout, x: Tensor) -> Tensor:
+    """``module(x)``, skipped when it would do nothing (eval mode or p = 0)."""
+    return module(x) if module.training and module.p > 0 else x
 
 
 class TransformerBlock(nn.Module):
@@ -444,7 +568,7 @@ class TransformerBlock(nn.Module):
 
     Each sub-layer has a residual connection and a LayerNorm. ``norm_first=True`` (pre-norm,
     GPT-2 and most modern models: x + f(norm(x))) trains stably without warm-up;
-    ``norm_first=False`` (post-norm, the 2017 paper and BERT: norm(x + f(x))).
+    ``norm_first=False`` (post-norm, the 2017 paper, BERT and BART: norm(x + f(x))).
     Submodules: ``self_attn``, ``attn_norm``, ``cross_attn``, ``cross_norm`` (only with
     cross-attention), ``ffn``, ``ffn_norm``.
     """
@@ -483,12 +607,18 @@ class TransformerBlock(nn.Module):
         is_causal: bool = False,
         context_key_padding_mask: Tensor | None = None,
         context_attn_mask: Tensor | None = None,
-    ) -> Tensor:
+        kv_cache: KVCache | None = None,
+        context_kv_cache: KVCache | None = None,
+        need_weights: bool = False,
+    ) -> Tensor | tuple[Tensor, dict[str, Tensor]]:
         """x (B, T, C), context (B, Tk, C) for cross-attention -> (B, T, C).
 
         ``attn_mask``/``key_padding_mask``/``is_causal`` apply to self-attention,
         ``context_attn_mask``/``context_key_padding_mask`` to cross-attention; conventions as in
         :class:`MultiHeadAttention` (attn masks True = attend, key padding True = padding).
+        ``kv_cache`` / ``context_kv_cache``: :class:`KVCache` of the self- / cross-attention.
+        ``need_weights=True`` returns ``(out, weights)``, weights a dict with "self" (and
+        "cross") attention weights (B, H, T, Tk), for plots.
         """
         if self.cross_attention and context is None:
             raise ValueError("this block has cross_attention=True: pass context=(B, Tk, C)")
@@ -498,34 +628,38 @@ class TransformerBlock(nn.Module):
             or context_attn_mask is not None
         ):
             raise ValueError("context given to a block built with cross_attention=False")
+        weights = {}
+        pre = self.norm_first  # pre-norm: x + f(norm(x)); post-norm: norm(x + f(x))
 
-        def self_attend(h: Tensor) -> Tensor:
-            return self.dropout(
-                self.self_attn(
-                    h, attn_mask=attn_mask, is_causal=is_causal, key_padding_mask=key_padding_mask
-                )[0]
-            )
+        h = self.attn_norm(x) if pre else x
+        h, weights["self"] = self.self_attn(
+            h,
+            attn_mask=attn_mask,
+            key_padding_mask=key_padding_mask,
+            is_causal=is_causal,
+            kv_cache=kv_cache,
+            need_weights=need_weights,
+        )
+        x = x + _dropout(self.dropout, h) if pre else self.attn_norm(x + _dropout(self.dropout, h))
 
-        def cross_attend(h: Tensor) -> Tensor:
-            return self.dropout(
-                self.cross_attn(
-                    h,
-                    context,
-                    attn_mask=context_attn_mask,
-                    key_padding_mask=context_key_padding_mask,
-                )[0]
-            )
-
-        sublayers = [(self_attend, self.attn_norm)]
         if self.cross_attention:
-            sublayers.append((cross_attend, self.cross_norm))
-        sublayers.append((self.ffn, self.ffn_norm))  # ffn ends in its own dropout
-        for f, norm in sublayers:
-            if self.norm_first:
-                x = x + f(norm(x))  # pre-norm: the residual path stays an identity
-            else:
-                x = norm(x + f(x))  # post-norm: normalise after adding
-        return x
+            h = self.cross_norm(x) if pre else x
+            h, weights["cross"] = self.cross_attn(
+                h,
+                context,
+                attn_mask=context_attn_mask,
+                key_padding_mask=context_key_padding_mask,
+                kv_cache=context_kv_cache,
+                need_weights=need_weights,
+            )
+            x = (
+                x + _dropout(self.dropout, h)
+                if pre
+                else self.cross_norm(x + _dropout(self.dropout, h))
+            )
+
+        x = x + self.ffn(self.ffn_norm(x)) if pre else self.ffn_norm(x + self.ffn(x))
+        return (x, weights) if need_weights else x
 
     @torch.no_grad()
     def load_from_torch_layer(
@@ -667,6 +801,16 @@ class Embeddings(nn.Module):
     ``positions`` is "learned" or "sinusoidal". Submodules ``tok_emb`` (nn.Embedding, its
     ``weight`` is (V, C) and can be tied to an output layer) and ``pos_emb``.
     ``start_pos`` in forward offsets the positions, for decoding with a KV cache.
+
+    Switches that published models need (all off by default):
+
+    * ``type_vocab_size`` > 0 adds a segment embedding ``type_emb`` (BERT's token types;
+      ``token_type_ids=None`` means type 0 everywhere);
+    * ``norm=True`` applies a LayerNorm ``norm`` to the sum (BERT, BART);
+    * ``scale`` multiplies the token embedding (the 2017 Transformer and BART's
+      ``scale_embedding`` use sqrt(d_model));
+    * ``position_offset`` shifts every position (BART's learned table starts at row 2);
+      the table then has ``max_len + position_offset`` rows.
     """
 
     def __init__(
@@ -677,22 +821,81 @@ class Embeddings(nn.Module):
         *,
         positions: str = "learned",
         dropout: float = 0.0,
+        type_vocab_size: int = 0,
+        norm: bool = False,
+        layer_norm_eps: float = 1e-5,
+        scale: float = 1.0,
+        position_offset: int = 0,
     ) -> None:
         super().__init__()
         kinds = {"learned": LearnedPositionalEmbedding, "sinusoidal": SinusoidalPositionalEmbedding}
         if positions not in kinds:
             raise ValueError(f"positions must be one of {sorted(kinds)}, got {positions!r}")
+        self.max_len, self.scale, self.position_offset = max_len, scale, position_offset
         self.tok_emb = nn.Embedding(vocab_size, d_model)
-        self.pos_emb = kinds[positions](max_len, d_model)
+        self.pos_emb = kinds[positions](max_len + position_offset, d_model)
+        if type_vocab_size:
+            self.type_emb = nn.Embedding(type_vocab_size, d_model)
+        self.norm = nn.LayerNorm(d_model, eps=layer_norm_eps) if norm else None
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, ids: Tensor, *, start_pos: int = 0) -> Tensor:
+    def forward(
+        self, ids: Tensor, *, start_pos: int = 0, token_type_ids: Tensor | None = None
+    ) -> Tensor:
         if ids.dim() != 2 or ids.is_floating_point():
             raise ValueError(
                 f"ids must be integer token ids (B, T), got {ids.dtype} {tuple(ids.shape)}"
             )
-        pos = self.pos_emb(ids.size(1), start=start_pos)  # (T, C), broadcasts over the batch
-        return self.dropout(self.tok_emb(ids) + pos)
+        if start_pos < 0 or start_pos + ids.size(1) > self.max_len:
+            raise ValueError(
+                f"positions {start_pos} .. {start_pos + ids.size(1) - 1} are outside the table "
+                f"of max_len={self.max_len}; build the embeddings with a larger max_len"
+            )
+        x = self.tok_emb(ids)
+        if self.scale != 1.0:
+            x = x * self.scale
+        # (T, C) positions broadcast over the batch
+        x = x + self.pos_emb(ids.size(1), start=start_pos + self.position_offset)
+        if hasattr(self, "type_emb"):
+            types = (
+                self.type_emb.weight[0] if token_type_ids is None else self.type_emb(token_type_ids)
+            )
+            x = x + types
+        if self.norm is not None:
+            x = self.norm(x)
+        return _dropout(self.dropout, x)
+
+
+class LanguageModelHead(nn.Module):
+    """Hidden states (B, T, C) -> logits over the vocabulary (B, T, V).
+
+    ``proj`` is a Linear(C, V) whose weight a model may tie to its token embedding (GPT-2,
+    BERT, BART all do). ``transform=True`` first applies Linear(C, C), the activation and a
+    LayerNorm (``transform``, ``act``, ``norm``): BERT's masked-LM head. ``bias`` adds a
+    learned bias per vocabulary entry (BERT; BART's ``final_logits_bias``).
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        vocab_size: int,
+        *,
+        bias: bool = False,
+        transform: bool = False,
+        activation: str = "gelu",
+        layer_norm_eps: float = 1e-5,
+    ) -> None:
+        super().__init__()
+        if transform:
+            self.transform = nn.Linear(d_model, d_model)
+            self.act = _ACTIVATIONS[activation]()
+            self.norm = nn.LayerNorm(d_model, eps=layer_norm_eps)
+        self.proj = nn.Linear(d_model, vocab_size, bias=bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if hasattr(self, "transform"):
+            x = self.norm(self.act(self.transform(x)))
+        return self.proj(x)
 
 
 def count_parameters(module: nn.Module, trainable_only: bool = True) -> int:

@@ -463,3 +463,31 @@ def test_bad_input_raises_helpful_value_error(name: str):
     call, message = BAD_INPUTS[name]
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_fused_in_proj_keeps_separate_projection_names():
+    """Labs 02-03 use q_proj / k_proj / v_proj: views of the fused in_proj, and a state dict
+    with separate keys loads into it."""
+    mha = MultiHeadAttention(C, H).eval()
+    x = torch.randn(B, 5, C)
+    q = mha.q_proj(x)
+    torch.testing.assert_close(q, x @ mha.in_proj.weight[:C].T + mha.in_proj.bias[:C])
+    with torch.no_grad():
+        mha.v_proj.weight.copy_(torch.eye(C))
+    assert torch.equal(mha.in_proj.weight[2 * C :], torch.eye(C))
+    separate = {
+        f"{name}.{kind}": torch.randn(C, C) if kind == "weight" else torch.randn(C)
+        for name in ("q_proj", "k_proj", "v_proj", "out_proj")
+        for kind in ("weight", "bias")
+    }
+    mha.load_state_dict(separate)
+    assert torch.equal(mha.k_proj.weight, separate["k_proj.weight"])
+    assert torch.equal(mha.v_proj.bias, separate["v_proj.bias"])
+    expected = F.scaled_dot_product_attention(
+        *(
+            split_heads(F.linear(x, separate[f"{n}.weight"], separate[f"{n}.bias"]), H)
+            for n in ("q_proj", "k_proj", "v_proj")
+        )
+    )
+    out = F.linear(merge_heads(expected), separate["out_proj.weight"], separate["out_proj.bias"])
+    assert_close(mha(x)[0], out)
