@@ -56,6 +56,13 @@ LABS: tuple[Lab, ...] = (
         "LayerNorm, feed-forward, residuals, pre-norm vs post-norm, counting parameters",
         1,
     ),
+    Lab(
+        "08_training_your_own",
+        "Training your own",
+        "data hunger, compute cost (6·N·D), pretrain vs fine-tune, a planted secret's exposure "
+        "and deduplication",
+        5,
+    ),
 )
 
 LAB_NAMES = tuple(lab.name for lab in LABS)

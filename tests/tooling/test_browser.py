@@ -100,6 +100,10 @@ WIDGETS: dict[str, tuple[Interaction, ...]] = {
         Interaction("slider", "n_layers:"),
         Interaction("text", "vocab_size:", value="32000"),
     ),
+    "08_training_your_own": (
+        Interaction("text", "prefix:", value="MEMO 0", expect=r"'MEMO 0' continues"),
+        Interaction("dropdown", "model:"),  # fine-tuned / from scratch / deduplicated / corpus
+    ),
 }
 
 # For labs not in WIDGETS: try the first widget of each kind that exists; at least one of
