@@ -47,6 +47,7 @@ def configure(c, *, profile: str | None = None, safeguard: bool = True) -> None:
         AssignLatePenalties,
         CheckCellMetadata,
         ClearOutput,
+        ClearSolutions,
         DeduplicateIds,
         IgnorePattern,
         LimitOutput,
@@ -64,6 +65,14 @@ def configure(c, *, profile: str | None = None, safeguard: bool = True) -> None:
     # The lab sources (.py) hold the solutions: never copy them into a release.
     c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "*.py", "feedback"]
     c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+    # ... and then each stub names its exercise: "Exercise 2 (merge): replace this line ...".
+    from nbgrader.converters.generate_assignment import GenerateAssignment
+
+    from .release import _name_placeholders_preprocessor
+
+    steps = list(GenerateAssignment.class_traits()["preprocessors"].default())
+    steps.insert(steps.index(ClearSolutions) + 1, _name_placeholders_preprocessor())
+    c.GenerateAssignment.preprocessors = steps
     c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 
     c.Execute.timeout = cell_timeout(profile)

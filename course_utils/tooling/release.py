@@ -21,8 +21,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import nbformat
-
 from .. import config
 from ..exercises import placeholder
 from .course_dir import CourseError, temporary_course
@@ -79,16 +77,13 @@ def _looks_worked_on(existing: str, fresh: str) -> bool:
 _STUB = "raise NotImplementedError()"
 
 
-def name_placeholders(text: str) -> str:
-    """nbgrader's bare stub, in each exercise cell, replaced by one naming the exercise.
+def name_placeholders(nb) -> None:
+    """Replace nbgrader's bare stub in each exercise cell by one that names the exercise.
 
     Exercises are numbered 1, 2, ... in notebook order; the name is the exercise's grade id.
-    Other files pass through unchanged.
+    Runs inside ``nbgrader generate_assignment`` (:class:`NamePlaceholders`), so the
+    instructor's own nbgrader commands release exactly what ``release`` does.
     """
-    try:
-        nb = nbformat.reads(text, as_version=4)
-    except Exception:  # not a notebook: nothing to name
-        return text
     number = 0
     for cell in nb.cells:
         meta = cell.get("metadata", {}).get("nbgrader", {})
@@ -97,7 +92,19 @@ def name_placeholders(text: str) -> str:
         number += 1
         message = placeholder(number, meta["grade_id"])
         cell.source = cell.source.replace(_STUB, f'raise NotImplementedError("{message}")')
-    return nbformat.writes(nb) + "\n" if number else text
+
+
+def _name_placeholders_preprocessor():
+    from nbgrader.preprocessors import NbGraderPreprocessor
+
+    class NamePlaceholders(NbGraderPreprocessor):
+        """nbgrader preprocessor: runs right after ClearSolutions (see nbgrader_setup)."""
+
+        def preprocess(self, nb, resources):
+            name_placeholders(nb)
+            return nb, resources
+
+    return NamePlaceholders
 
 
 def release(
@@ -130,7 +137,7 @@ def release(
                 if not fresh_path.is_file():
                     continue
                 target = output / name / fresh_path.relative_to(released)
-                fresh = name_placeholders(fresh_path.read_text(encoding="utf-8"))
+                fresh = fresh_path.read_text(encoding="utf-8")
                 existing = target.read_text(encoding="utf-8") if target.exists() else None
                 if existing == fresh:
                     continue

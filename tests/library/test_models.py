@@ -8,6 +8,14 @@ Tolerance: the largest difference must stay below 1e-5 of the largest logit. Bot
 the same maths in float32 in a different order (one fused QKV matmul against three, fused
 attention kernels against explicit softmax): that moves logits by ~1e-7 relative. A real bug
 (a dropped bias, a norm in the wrong place, a position off by one) moves them by 1e-2 or more.
+
+Planted bugs, each tried alone in a scratch copy, and the tests here that caught them:
+a dropped bias (cross-attention query: the BART proofs and BART generate; fc2: every proof);
+post-norm instead of pre-norm (the GPT-2 proofs, gradients and generate); an untied head (the
+parameter counts of the GPT-2 / BERT / BART proofs, the GPT-2 gradients); BART's position
+offset off by one (the BART proofs and generate); the KV cache's start position off by one
+(the cache and generate tests); a causal mask on cross-attention (the BART proofs, the
+encoder-decoder cache, padding and decoding tests).
 """
 
 from __future__ import annotations
@@ -461,9 +469,9 @@ BART_CASES = {
 }
 
 
-def hf_bart(d_model, attention_heads, ffn, **kw):
+def hf_bart(d_model, attention_heads, ffn, vocab_size=43, **kw):
     cfg = transformers.BartConfig(
-        vocab_size=43,
+        vocab_size=vocab_size,
         d_model=d_model,
         encoder_attention_heads=attention_heads,
         decoder_attention_heads=attention_heads,
@@ -488,6 +496,8 @@ def test_from_bart_logits_equal_hugging_face(case: str, padded: bool):
         theirs = hf(input_ids=src, attention_mask=(~kpm).long(), decoder_input_ids=tgt).logits
         mine = ours(src, tgt, src_padding_mask=kpm if padded else None)
     assert_logits_close(mine, theirs)
+    # One shared, tied token embedding; final_logits_bias is a buffer there, a parameter here.
+    assert count_parameters(ours) == sum(p.numel() for p in hf.parameters()) + 43
     if case == "one head, one layer":
         from_state = EncoderDecoderModel.from_bart(hf.state_dict(), n_heads=1).eval()
         with torch.no_grad():
@@ -578,3 +588,49 @@ def test_loader_names_missing_and_left_over_tensors():
 def test_loader_names_config_fields_it_cannot_map(load, message):
     with pytest.raises(ValueError, match=message):
         load()
+
+
+@pytest.mark.parametrize("length_penalty", [0.0, 1.0, 2.0])
+def test_greedy_and_beam_search_equal_hugging_face_generate(length_penalty: float):
+    """Same outputs and scores as ``generate``: length normalisation, stopping at eos per
+    source, padding after it, a batch with source padding."""
+    hf = hf_bart(
+        d_model=16, attention_heads=2, ffn=32, encoder_layers=1, decoder_layers=2, vocab_size=10
+    )
+    hf.config.forced_eos_token_id = hf.generation_config.forced_eos_token_id = None
+    with torch.no_grad():
+        hf.final_logits_bias[0, hf.config.eos_token_id] += 1.0  # some outputs end early
+    ours = EncoderDecoderModel.from_bart(hf).eval()
+    kpm = right_padding([6, 4, 5, 6], 6)
+    settings = dict(attention_mask=(~kpm).long(), max_new_tokens=8, do_sample=False)
+    for seed in range(20):  # sources for which some outputs stop at eos and some run on
+        src = torch.randint(3, 10, (4, 6), generator=torch.Generator().manual_seed(seed))
+        with torch.no_grad():
+            greedy = hf.generate(src, num_beams=1, **settings)
+        lengths = (greedy != hf.config.pad_token_id).sum(1)
+        if lengths.min() < 9 == lengths.max():
+            break
+    else:
+        pytest.fail("no batch of sources with outputs of different lengths")
+    with torch.no_grad():
+        beams = hf.generate(
+            src,
+            num_beams=4,
+            length_penalty=length_penalty,
+            early_stopping=False,
+            output_scores=True,
+            return_dict_in_generate=True,
+            **settings,
+        )
+    ours_greedy = ours.greedy_decode(src, src_padding_mask=kpm, max_new_tokens=8)
+    assert torch.equal(ours_greedy, greedy)
+    out, scores = ours.beam_search(
+        src,
+        src_padding_mask=kpm,
+        beam_size=4,
+        max_new_tokens=8,
+        length_penalty=length_penalty,
+        return_scores=True,
+    )
+    assert torch.equal(out, beams.sequences), (out, beams.sequences)
+    torch.testing.assert_close(scores, beams.sequences_scores, atol=1e-5, rtol=1e-5)

@@ -1,0 +1,71 @@
+"""course_utils.exercises: named placeholders, and ready() for demo cells."""
+
+from __future__ import annotations
+
+import pytest
+
+import course_utils
+from course_utils.exercises import PLACEHOLDER_RE, placeholder, ready, unfinished
+
+
+def _namespace(code: str) -> dict:
+    ns: dict = {}
+    exec(code, ns)  # the notebook's namespace, as a demo cell sees it
+    return ns
+
+
+UNFINISHED = f"""
+def merge(ids, pair, new_id):
+    # YOUR CODE HERE
+    raise NotImplementedError("{placeholder(3, "merge")}")
+"""
+FINISHED = """
+def merge(ids, pair, new_id):
+    return [new_id if tuple(ids[i:i + 2]) == pair else x for i, x in enumerate(ids)]
+"""
+
+
+def test_placeholder_names_the_exercise_and_matches_its_pattern():
+    message = placeholder(3, "merge")
+    assert message == "Exercise 3 (merge): replace this line with your code"
+    assert PLACEHOLDER_RE.match(message).groups() == ("3", "merge")
+    for bad in ((0, "merge"), (1, "two words"), ("1", "merge")):
+        with pytest.raises(ValueError, match="exercise number"):
+            placeholder(*bad)
+
+
+def test_unfinished_sees_functions_methods_and_nested_code():
+    assert unfinished(_namespace(UNFINISHED)["merge"]) == (3, "merge")
+    assert unfinished(_namespace(FINISHED)["merge"]) is None
+    cls = _namespace(
+        "class Head:\n    def forward(self, x):\n"
+        f"        def inner():\n            raise NotImplementedError('{placeholder(2, 'head')}')\n"
+        "        return inner()\n"
+    )["Head"]
+    assert unfinished(cls) == (2, "head")
+    assert unfinished(42) is None
+
+
+def test_ready_prints_one_line_for_an_unfinished_or_missing_exercise(capsys):
+    ns = _namespace(UNFINISHED)
+    ns["ready"] = ready
+    exec("result = ready('merge')", ns)
+    assert ns["result"] is False
+    assert capsys.readouterr().out.strip() == "⏳ Finish exercise 3 (merge, `merge`) to see this."
+    exec("result = ready('encode')", ns)
+    assert ns["result"] is False
+    assert "`encode` is not defined yet" in capsys.readouterr().out
+
+
+def test_ready_is_silent_and_true_when_done(capsys):
+    ns = _namespace(FINISHED)
+    ns["ready"] = course_utils.ready
+    exec("result = ready('merge')", ns)
+    assert ns["result"] is True and capsys.readouterr().out == ""
+
+
+def test_ready_rejects_what_is_not_a_name():
+    with pytest.raises(ValueError, match="names of exercise functions as strings"):
+        ready()
+    with pytest.raises(ValueError, match="names of exercise functions as strings"):
+        ready(len)
