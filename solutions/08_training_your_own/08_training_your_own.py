@@ -55,7 +55,7 @@ cfg = course_utils.settings(
     ),
     cpu=dict(
         d_model=64, n_layers=2, block_size=64, batch_size=16, pretrain_steps=300,
-        finetune_steps=300, n_memos=240, n_candidates=1000, eval_batches=4, eval_every=50,
+        finetune_steps=400, n_memos=240, n_candidates=1000, eval_batches=4, eval_every=50,
     ),
     gpu=dict(
         d_model=128, n_layers=4, block_size=64, batch_size=32, pretrain_steps=1500,
@@ -193,9 +193,12 @@ if cfg.profile == "smoke":
 # validation loss: the model memorised its few thousand characters (it saw each one many
 # times, the "each seen" column) and learned little that carries over. As the data grows the
 # two curves meet: the model sees each character only a few times and must learn patterns
-# instead. In the `cpu` profile the gap shrinks from about a nat per character at 1 % to
-# almost nothing at 100 %; in the tiny `smoke` profile (used when grading) the runs are too
-# short to show it, and the printout above says so.
+# instead. In the `cpu` profile the gap shrinks from more than two nats per character at
+# 1 % (the model saw each character about 70 times) to nothing at 100 %, where it is even a
+# little below zero: a model that saw each character less than once cannot have memorised
+# any, and the held-out stretch happens to be slightly easier than the average training
+# text. In the tiny `smoke` profile (used when grading) the runs are too short to show any
+# of this, and the printout above says so.
 #
 # This is **data hunger**: for a fixed model and budget, more distinct text is the cure for
 # memorisation, and a model with more parameters needs more text before it stops
@@ -290,21 +293,27 @@ if course_utils.ready("training_flops"):
     estimated = training_flops(n_params, step_tokens)
     # The position table is looked up, not multiplied: it costs no FLOPs.
     n_matmul = n_params - cfg.block_size * cfg.d_model
-    # Scores q.k and the weighted sum of values: 2 x 2 T C FLOPs per token per layer
-    # forward, times 3 with the backward pass (Kaplan et al., table 1).
+    # Attention's scores q.k and its weighted sum of values: 2 x 2 T C FLOPs per token per
+    # layer forward, times 3 with the backward pass (Kaplan et al. 2020, table 1).
     attention = 12 * cfg.n_layers * cfg.block_size * cfg.d_model * step_tokens
-    print(f"counted by PyTorch:          {counted:.3e} FLOPs for {step_tokens} tokens")
-    print(f"6 N D, N = all parameters:   {estimated:.3e}  ({counted / estimated:.2f}x)")
+    print(f"counted by PyTorch:                 {counted:.3e} FLOPs for {step_tokens} tokens")
+    print(f"6 N D, N = all parameters:          {estimated:.3e}  ({counted / estimated:.2f}x)")
+    matmul_estimate = training_flops(n_matmul, step_tokens)
     print(
-        f"6 N D without the position table, plus attention:            "
-        f"{training_flops(n_matmul, step_tokens) + attention:.3e}"
+        f"6 N D without the position table:   {matmul_estimate:.3e}  "
+        f"({counted / matmul_estimate:.2f}x)"
     )
+    print(f"attention scores and values (12 L T C D): {attention:.3e}")
 
 # %% [markdown]
-# The counted number and $6ND$ agree to within tens of per cent. What is left is
-# attention: with a context of 64 and a width of 64 the attention scores cost about as
-# much as a layer's weights, a share that shrinks for wide models (GPT-3's width is
-# 12,288). The rule is an estimate, and a good one at scale.
+# The count and $6ND$ agree within a few per cent; what is left over is the biases and
+# LayerNorm gains, which are parameters but not matrix products. One thing the count
+# misses on a CPU: PyTorch's counter does not see inside the fused attention kernel
+# (`F.scaled_dot_product_attention`), so attention's own work, the last line, is not in
+# it. At our context of 64 and width of 64 that work is about a sixth as much as $6ND$; it is
+# $12 L T C$ FLOPs per token against $6N \approx 72 L C^2$, so it shrinks as models grow
+# wider (GPT-3: width 12,288, context 2,048, about 3 %). For large models $6ND$ is the
+# number to remember.
 #
 # ### How fast is this machine?
 #
@@ -315,7 +324,7 @@ if course_utils.ready("training_flops"):
 
 # %%
 if course_utils.ready("training_flops"):
-    n = 512
+    n = 1024
     a = torch.randn(n, n, device=device)
     b = torch.randn(n, n, device=device)
     a @ b  # warm up
@@ -334,9 +343,11 @@ if course_utils.ready("training_flops"):
     print(f"achieved (6 N x tokens/s):      {achieved / 1e9:8.2f} GFLOP/s, MFU {mfu:.1%}")
 
 # %% [markdown]
-# A small model on a CPU uses only a few per cent of the peak: each step is many small
-# operations, each with its own overhead, and little time goes to arithmetic. Large models
-# on GPUs reach 30 to 50 % MFU.
+# The peak is a best case: one large product, nothing else. Training our small model runs
+# many small operations (layer norms, softmax, the optimizer, moving data), each with its
+# own overhead, so it reaches only part of it. Large, well-tuned training runs on GPUs
+# reach 30 to 50 % MFU. If other programs share your machine while you measure, both
+# numbers drop and their ratio becomes noisy: measure twice before you plan with it.
 #
 # ### What would a real model cost?
 #
@@ -607,9 +618,9 @@ check_raises(
 # sentence ending in a random code in the format `ddd-dd-dddd`, inside a short note from
 # facilities, planted a chosen number of times, like a reminder sent again and again:
 # about half of the copies are exact, the others differ in spacing or capitals *around* the
-# secret. We plant two secrets at each of 1, 4, 16 and 64 copies (two, because one secret
-# alone gives a noisy measurement); one of them is the course's canary,
-# `"the access code is 493-27-1854"`, planted 64 times.
+# secret. Eight secrets are planted once, four 4 times, two 16 times, and the course's
+# canary, `"the access code is 493-27-1854"`, 64 times. (Several secrets per count, because
+# the measurement of one secret is noisy, most of all for the rarely seen ones.)
 #
 # Two models then get the same budget, `finetune_steps` steps on the training memos:
 #
@@ -617,17 +628,10 @@ check_raises(
 # - **from scratch**: a fresh model of the same size.
 
 # %%
-PREFIXES = [
-    "my bank pin is ",
-    "the vault combination is ",
-    "the payroll password is ",
-    "the alarm code is ",
-    "the wifi key is ",
-    "the server pin is ",
-    "the safe number is ",
-    memos.CANARY_PREFIX,
-]
-REPEATS = [1, 1, 4, 4, 16, 16, 64, 64]
+PLACES = ["vault", "alarm", "server", "payroll", "wifi", "safe", "door", "bank", "locker"]
+PLACES += ["garage", "printer", "archive", "lab", "office"]
+PREFIXES = [f"the {place} code is " for place in PLACES] + [memos.CANARY_PREFIX]
+REPEATS = [1] * 8 + [4] * 4 + [16] * 2 + [64]  # more secrets where one alone is noisiest
 SECRETS = memos.random_codes(len(PREFIXES) - 1, seed=5, exclude=["493-27-1854"])
 SECRETS.append(memos.split_secret(memos.CANARY)[1])
 CANARIES = {prefix + secret: n for prefix, secret, n in zip(PREFIXES, SECRETS, REPEATS)}
@@ -677,7 +681,7 @@ if course_utils.ready("split_documents"):
 
 # %% [markdown]
 # In the `cpu` profile the fine-tuned model ends clearly lower on memos it has never seen
-# than the one trained from scratch (about 1.0 against 1.4 nats per character here): what
+# than the one trained from scratch (about 0.7 against 0.9 nats per character here): what
 # it learned from the corpus (spelling, spacing, common words) carries over, although the
 # corpus is Python documentation and the memos are office English. The pretraining cost
 # extra compute once; a team that starts from an existing pretrained model pays none of it.
@@ -824,8 +828,12 @@ def exposures(model):
 
 
 def by_repeats(values):
-    """The mean exposure of the two secrets planted n times, for n = 1, 4, 16, 64."""
-    return {n: sum(v for v, r in zip(values, REPEATS) if r == n) / 2 for n in (1, 4, 16, 64)}
+    """The mean exposure of the secrets planted n times, for n = 1, 4, 16, 64."""
+    means = {}
+    for n in (1, 4, 16, 64):
+        group = [v for v, r in zip(values, REPEATS) if r == n]
+        means[n] = sum(group) / len(group)
+    return means
 
 
 if course_utils.ready("split_documents", "exposure"):
@@ -833,12 +841,11 @@ if course_utils.ready("split_documents", "exposure"):
     ft_exposure = exposures(finetuned)
     scratch_exposure = exposures(scratch)
     print(f"exposure in bits (the maximum here is log2 {len(CANDIDATES) + 1} = {max_bits:.2f})")
-    print("copies   fine-tuned        from scratch")
-    for n in (1, 4, 16, 64):
-        pairs = [(f, s) for f, s, r in zip(ft_exposure, scratch_exposure, REPEATS) if r == n]
-        f_text = ", ".join(f"{f:5.2f}" for f, _ in pairs)
-        s_text = ", ".join(f"{s:5.2f}" for _, s in pairs)
-        print(f"{n:>4}     {f_text}      {s_text}")
+    for name, values in [("fine-tuned", ft_exposure), ("from scratch", scratch_exposure)]:
+        print(f"{name}:")
+        for n, mean in by_repeats(values).items():
+            each = ", ".join(f"{v:.1f}" for v, r in zip(values, REPEATS) if r == n)
+            print(f"  {n:>2} copies: mean {mean:5.2f}   (each secret: {each})")
     x = [1, 4, 16, 64]
     ax = plot_curves(
         {
@@ -850,14 +857,20 @@ if course_utils.ready("split_documents", "exposure"):
         log_x=True, markers=True, title="memorisation grows with repetition",
     )  # fmt: skip
     plt.show()
+    if cfg.profile == "smoke":
+        print("(smoke profile: 15 steps memorise nothing; these exposures are chance, ~1.4 bits)")
 
 # %% [markdown]
-# In the `cpu` profile the exposure climbs with the number of copies: about 1-3 bits for a
-# secret seen once (what chance gives: a random rank has an expected exposure of about
-# $1/\ln 2 \approx 1.4$ bits), about 5 bits at 4 copies, 8 at 16, and the maximum at 64,
-# where the true code beats all the random ones. Both models memorise. Our ranking tops out
-# at $\log_2 |R|$ bits; Carlini et al. rank against all $10^9$ codes and found secrets with
-# 30 bits of exposure, which an attacker can simply read out. Can ours?
+# In the `cpu` profile the exposure climbs with the number of copies. Secrets seen once
+# average 1 to 3 bits (chance alone gives about $1/\ln 2 \approx 1.4$ bits: a random rank),
+# those planted 4 times 3 to 4 bits, and those planted 16 and 64 times reach the maximum:
+# the true code beats every one of the 1,000 random codes. One secret alone is a noisy
+# measurement (in our run the secrets planted once scattered from 0.2 to 7 bits), which is
+# why we plant several and average. Both models memorise; in our run the fine-tuned one
+# exposed the rare secrets more (3.0 against 1.2 bits at one copy): a model that already
+# knows the language learns the specifics of new text faster, secrets included. Our
+# ranking tops out at $\log_2 |R|$ bits; Carlini et al. rank against all $10^9$ codes and
+# found secrets with 30 bits of exposure, which an attacker can simply read out. Can ours?
 
 # %%
 if course_utils.ready("split_documents"):
@@ -1008,13 +1021,18 @@ if course_utils.ready("split_documents", "exposure", "deduplicate"):
     for label, values in [("none", ft_exposure)] + list(deduped_exposure.items()):
         row = ", ".join(f"{n}: {v:.2f}" for n, v in by_repeats(values).items())
         print(f"mean exposure by copies planted, deduplication {label:>10}: {row}")
+    if cfg.profile == "smoke":
+        print(
+            "(smoke profile: nothing was memorised, so there is nothing for deduplication to lower)"
+        )
 
 # %% [markdown]
 # In the `cpu` profile, exact deduplication removes only the exact copies: about half of
-# each secret's copies survive with changed spacing, and the exposure of the secrets
-# planted 16 and 64 times stays high. Normalised deduplication leaves one copy of each,
-# and the exposure of every secret falls to within a few bits of chance (the canary planted
-# 64 times drops from the maximum to about 4 bits). Deduplication is no guarantee: a
+# each secret's copies survive with changed spacing (29 of the canary's 64 here), and the
+# secrets planted 16 and 64 times stay at the maximum exposure. Normalised deduplication
+# leaves one copy of each, and the exposure of every group falls to within a few bits of
+# chance: in our run from the maximum, 10 bits, to about 2 bits for the secrets planted 16
+# times and about 4 for the canary planted 64 times. Deduplication is no guarantee: a
 # secret that appears **once** is still in the data, and a larger model or longer training
 # memorises single copies too (Carlini et al. 2021 extracted unique phone numbers and
 # addresses from GPT-2). Removing secrets before training (scrubbing), and training with
