@@ -1066,7 +1066,8 @@ if course_utils.ready("split_documents", "exposure", "deduplicate"):
         out = choices[model_box.value].generate(ids, 40, temperature=0.0)
         with completion_out:
             completion_out.clear_output(wait=True)
-            print(f"{text!r} continues: {tokenizer.decode(out[0, ids.size(1) :].tolist())!r}")
+            continuation = tokenizer.decode(out[0, ids.size(1) :].tolist())
+            print(f"{model_box.value}, greedy: {text!r} continues: {continuation!r}")
 
     prefix_box.observe(complete, names="value")
     model_box.observe(complete, names="value")
