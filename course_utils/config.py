@@ -57,6 +57,12 @@ LABS: tuple[Lab, ...] = (
         1,
     ),
     Lab(
+        "04_encoder_only",
+        "The encoder (Type C)",
+        "a small BERT: masked-language-model pretraining, sentiment with negation, sentence search",
+        4,
+    ),
+    Lab(
         "08_training_your_own",
         "Training your own",
         "data hunger, compute cost (6·N·D), pretrain vs fine-tune, a planted secret's exposure "

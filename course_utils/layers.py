@@ -394,7 +394,8 @@ class MultiHeadAttention(nn.Module):
             raise ValueError(f"x must be (B, T, C={self.d_model}), got {tuple(x.shape)}")
         h = self.n_heads
         if context is None:  # self-attention: Q, K and V in one matmul
-            q, k, v = self.in_proj(x).view(b, t_q, 3, h, c // h).permute(2, 0, 3, 1, 4).unbind(0)
+            q, k, v = self.in_proj(x).view(b, t_q, 3, h, c // h).unbind(2)  # (B, T, H, D) each
+            q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (B, H, T, D)
             if kv_cache is not None:
                 k, v = kv_cache.update(k, v)
         else:
@@ -407,7 +408,8 @@ class MultiHeadAttention(nn.Module):
             else:
                 t_k = context.size(1)
                 kv = F.linear(context, w[c:], None if bias is None else bias[c:])
-                k, v = kv.view(b, t_k, 2, h, c // h).permute(2, 0, 3, 1, 4).unbind(0)
+                k, v = kv.view(b, t_k, 2, h, c // h).unbind(2)
+                k, v = k.transpose(1, 2), v.transpose(1, 2)
                 if kv_cache is not None:
                     k, v = kv_cache.update(k, v)
         t_k = k.size(-2)

@@ -100,6 +100,11 @@ WIDGETS: dict[str, tuple[Interaction, ...]] = {
         Interaction("slider", "n_layers:"),
         Interaction("text", "vocab_size:", value="32000"),
     ),
+    "04_encoder_only": (
+        Interaction("text", "sentence:", value="the music was never boring", expect=r"positive"),
+        Interaction("dropdown", "encoder:"),  # fine-tuned / pretrained only
+        Interaction("slider", "neighbours:"),
+    ),
     "08_training_your_own": (
         Interaction("text", "prefix:", value="MEMO 0", expect=r"'MEMO 0' continues"),
         Interaction("dropdown", "model:"),  # fine-tuned / from scratch / deduplicated / corpus
