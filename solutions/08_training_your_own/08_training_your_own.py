@@ -790,8 +790,9 @@ for n in (1, 7, 1000):
             isinstance(got, float) and math.isclose(got, want, rel_tol=1e-9, abs_tol=1e-9),
             f"exposure(secret={secret:.4f}, {n} candidates) should be {want:.6f} (rank {rank} "
             f"of |R| = {n + 1}), got {got!r}",
-            hint="Higher scores are more likely: count the candidates with a score above the "
-            "secret's; rank starts at 1; |R| counts the secret too; logarithms in base 2.",
+            hint="Higher scores are more likely: count the candidates with a score strictly "
+            "above the secret's (a tie does not count); rank starts at 1; |R| counts the "
+            "secret too; logarithms in base 2.",
         )
 # Ties do not count against the secret.
 check_true(
