@@ -1,7 +1,8 @@
 """``python -m course_utils doctor``: is this machine ready for the course?
 
-Prints Python and library versions, the device PyTorch will use, whether widgets will render,
-and for anything missing, the command that fixes it.
+Prints Python and library versions, the device PyTorch will use, how many threads it runs
+(and why) with OpenMP's wait policy, whether widgets will render, and for anything missing,
+the command that fixes it.
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ def checks() -> list[Check]:
         ok = _version_tuple(version) >= _version_tuple(minimum)
         results.append(Check(module, ok, version, f"pip install -U '{pip_name}>={minimum}'"))
     results.append(_device_check())
+    results.append(_threads_check())
     results.append(_widget_check())
     return results
 
@@ -91,6 +93,33 @@ def _device_check() -> Check:
 
         extra = f" ({torch.cuda.get_device_name(device)})"
     return Check("device", True, f"{device.type}{extra}, profile {profile!r}")
+
+
+def _threads_check() -> Check:
+    """PyTorch's thread count, where it comes from, and the OpenMP wait policy (information)."""
+    import os
+
+    try:
+        from ..profiles import THREADS_VAR, affinity_cpus, apply_threads, cgroup_cpu_limit
+
+        threads = apply_threads()
+    except Exception as error:  # noqa: BLE001
+        return Check("threads", False, f"could not choose: {error}", "unset COURSE_THREADS")
+    limit = cgroup_cpu_limit()
+    quota = "no CPU quota" if limit is None else f"CPU quota {limit:g}"
+    if os.environ.get(THREADS_VAR, "").strip():
+        why = f"{THREADS_VAR}={os.environ[THREADS_VAR].strip()}"
+    elif os.environ.get("OMP_NUM_THREADS", "").strip():
+        why = f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS'].strip()}"
+    else:
+        why = f"{affinity_cpus()} CPUs allowed, {quota}"
+    policy = os.environ.get("OMP_WAIT_POLICY", "").strip()
+    wait = (
+        f"OMP_WAIT_POLICY={policy}"
+        if policy
+        else "OMP_WAIT_POLICY unset (OpenMP threads spin while waiting: slow on a busy machine)"
+    )
+    return Check("threads", True, f"{threads} for PyTorch ({why}); {wait}")
 
 
 def _widget_check() -> Check:

@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
+import time
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .. import config
+from ..checks import prerequisite_note
+from ..exercises import PLACEHOLDER_RE
 from .course_dir import CourseError, find_root, read_notebook_json, temporary_course
 from .safeguard import ERROR_NAME, describe_flags
 
@@ -128,6 +133,9 @@ def _failure_message(cell: dict) -> str:
             continue
         name, value = output.get("ename", "Error"), str(output.get("evalue", "")).strip()
         if name == "NotImplementedError":
+            match = PLACEHOLDER_RE.match(value)
+            if match:
+                return f"not done yet: exercise {match[1]} ({match[2]}) is still a placeholder"
             return "not done yet: the exercise still raises NotImplementedError()"
         if name in ("CheckFailed", "AssertionError", ERROR_NAME, "KernelDied"):
             return value or name
@@ -137,10 +145,53 @@ def _failure_message(cell: dict) -> str:
     return "failed (the test wrote an error)"
 
 
+def _progress_printer(source: dict, lab: str, say: Callable[[str], None]):
+    """nbclient's on_cell_execute hook: one line as each exercise of the notebook starts."""
+    exercises = [
+        c["metadata"]["nbgrader"]["grade_id"]
+        for c in source["cells"]
+        if c["cell_type"] == "code"
+        and c["metadata"].get("nbgrader", {}).get("solution")
+        and not c["metadata"]["nbgrader"].get("grade")
+    ]
+    start = time.monotonic()
+
+    def on_cell_execute(cell, cell_index, **_):
+        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        if grade_id in exercises:
+            number = exercises.index(grade_id) + 1
+            say(
+                f"  [{time.monotonic() - start:4.0f} s] exercise {number} of {len(exercises)} "
+                f"({grade_id}) and its tests"
+            )
+
+    return on_cell_execute
+
+
+def _note_prerequisites(tests: list[TestResult], meta: dict[str, dict]) -> None:
+    """A failed test whose earlier exercises failed says so (the kernel may not have)."""
+    failed = {meta.get(t.grade_id, {}).get("number") for t in tests if not t.passed}
+    for test in tests:
+        info = meta.get(test.grade_id, {})
+        note = prerequisite_note(info.get("uses", {}), failed - {info.get("number")})
+        if not test.passed and note and "fix that first" not in test.message:
+            test.message = f"{test.message}\n{note}"
+
+
 def grade(
-    path: Path, *, lab: str | None = None, root: Path | None = None, profile: str = "smoke"
+    path: Path,
+    *,
+    lab: str | None = None,
+    root: Path | None = None,
+    profile: str = "smoke",
+    progress: Callable[[str], None] | None = None,
 ) -> GradeReport:
-    """Autograde the notebook at ``path`` (never modified) and return the report."""
+    """Autograde the notebook at ``path`` (never modified) and return the report.
+
+    ``progress`` receives a line as grading starts and as each exercise starts running;
+    by default the lines go to standard error, so that a long grading run is not silent.
+    """
+    say = progress or (lambda line: print(line, file=sys.stderr, flush=True))
     path = resolve_notebook(Path(path))
     data = read_notebook_json(path)
     lab = lab or identify_lab(path, data)
@@ -169,6 +220,8 @@ def grade(
         target = course / "submitted" / STUDENT / lab / f"{lab}.ipynb"
         target.parent.mkdir(parents=True)
         target.write_bytes(path.read_bytes())
+        api.config.NotebookClient.on_cell_execute = _progress_printer(source, lab, say)
+        say(f"Grading {path.name} in a fresh kernel (profile {profile}) ...")
         result = api.autograde(lab, STUDENT, force=True, create=True)
         autograded = course / "autograded" / STUDENT / lab / f"{lab}.ipynb"
         if not result["success"] or not autograded.exists():
@@ -193,6 +246,7 @@ def grade(
                 if not test.passed:
                     test.message = _failure_message(cells.get(g.name, {}))
                 report.tests.append(test)
+        _note_prerequisites(report.tests, hints)
         report.flags = graded.get("metadata", {}).get("course_safeguard", {}).get("flags", [])
     if _digest(path) != before:  # pragma: no cover - would be a bug in this module
         raise RuntimeError(f"{path} changed while it was graded; please report this bug")
