@@ -74,6 +74,13 @@ LABS: tuple[Lab, ...] = (
         "a seq2seq Transformer with cross-attention translating dates, greedy and beam decoding",
         4,
     ),
+    Lab(
+        "08_training_your_own",
+        "Training your own",
+        "data hunger, compute cost (6·N·D), pretrain vs fine-tune, a planted secret's exposure "
+        "and deduplication",
+        5,
+    ),
 )
 
 LAB_NAMES = tuple(lab.name for lab in LABS)

@@ -128,6 +128,10 @@ WIDGETS: dict[str, tuple[Interaction, ...]] = {
         Interaction("dropdown", "head:"),  # mean of the heads -> head 0
         Interaction("text", "date:", value="26 novembre 2026"),  # a typed date wins
     ),
+    "08_training_your_own": (
+        Interaction("text", "prefix:", value="MEMO 0", expect=r"'MEMO 0' continues"),
+        Interaction("dropdown", "model:"),  # fine-tuned / from scratch / deduplicated / corpus
+    ),
 }
 
 # For labs not in WIDGETS: try the first widget of each kind that exists; at least one of
