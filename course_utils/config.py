@@ -56,6 +56,12 @@ LABS: tuple[Lab, ...] = (
         "LayerNorm, feed-forward, residuals, pre-norm vs post-norm, counting parameters",
         1,
     ),
+    Lab(
+        "04_encoder_only",
+        "The encoder (Type C)",
+        "a small BERT: masked-language-model pretraining, sentiment with negation, sentence search",
+        4,
+    ),
 )
 
 LAB_NAMES = tuple(lab.name for lab in LABS)

@@ -100,6 +100,11 @@ WIDGETS: dict[str, tuple[Interaction, ...]] = {
         Interaction("slider", "n_layers:"),
         Interaction("text", "vocab_size:", value="32000"),
     ),
+    "04_encoder_only": (
+        Interaction("text", "sentence:", value="the music was never boring", expect=r"positive"),
+        Interaction("dropdown", "encoder:"),  # fine-tuned / pretrained only
+        Interaction("slider", "neighbours:"),
+    ),
 }
 
 # For labs not in WIDGETS: try the first widget of each kind that exists; at least one of
