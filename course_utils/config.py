@@ -62,6 +62,12 @@ LABS: tuple[Lab, ...] = (
         "a small BERT: masked-language-model pretraining, sentiment with negation, sentence search",
         4,
     ),
+    Lab(
+        "06_encoder_decoder",
+        "The encoder-decoder",
+        "a seq2seq Transformer with cross-attention translating dates, greedy and beam decoding",
+        4,
+    ),
 )
 
 LAB_NAMES = tuple(lab.name for lab in LABS)

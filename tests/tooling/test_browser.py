@@ -105,6 +105,11 @@ WIDGETS: dict[str, tuple[Interaction, ...]] = {
         Interaction("dropdown", "encoder:"),  # fine-tuned / pretrained only
         Interaction("slider", "neighbours:"),
     ),
+    "06_encoder_decoder": (
+        Interaction("dropdown", "input:"),  # a test date in another format
+        Interaction("dropdown", "head:"),  # mean of the heads -> head 0
+        Interaction("text", "date:", value="26 novembre 2026"),  # a typed date wins
+    ),
 }
 
 # For labs not in WIDGETS: try the first widget of each kind that exists; at least one of
