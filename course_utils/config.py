@@ -68,6 +68,12 @@ LABS: tuple[Lab, ...] = (
         "a seq2seq Transformer with cross-attention translating dates, greedy and beam decoding",
         4,
     ),
+    Lab(
+        "07_decoder_takeover",
+        "Why decoder-only won",
+        "the three families at equal compute: simplicity, efficiency, versatility, scaling laws",
+        5,
+    ),
 )
 
 LAB_NAMES = tuple(lab.name for lab in LABS)

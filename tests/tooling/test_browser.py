@@ -110,6 +110,9 @@ WIDGETS: dict[str, tuple[Interaction, ...]] = {
         Interaction("dropdown", "head:"),  # mean of the heads -> head 0
         Interaction("text", "date:", value="26 novembre 2026"),  # a typed date wins
     ),
+    "07_decoder_takeover": (
+        Interaction("text", "prompt:", value="date: 3/6/2026 =>"),  # the decoder continues it
+    ),
 }
 
 # For labs not in WIDGETS: try the first widget of each kind that exists; at least one of
