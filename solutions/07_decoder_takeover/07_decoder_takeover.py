@@ -24,7 +24,7 @@
 # 4. `fit_power_law`: a straight line in log-log space.
 #
 # Every number below is computed when the notebook runs; none is typed in. The whole
-# notebook takes about 5 minutes on a 2-core laptop CPU.
+# notebook takes about 4 minutes on a 2-core laptop CPU.
 
 # %% [markdown]
 # ## 0. Set-up
@@ -472,12 +472,14 @@ ax.legend()
 plt.show()
 
 # %% [markdown]
-# Read the two solid curves. At the same FLOPs, the decoder saw more windows' worth of
-# targets per FLOP than the encoder-decoder in most runs we tried, but each encoder-decoder
-# step is also cheaper (its two stacks each read half a window), so it takes more steps.
-# Which one ends lower at our scale is printed above: judge from that number, not from the
-# slogan. The efficiency claim is really about **signal per FLOP**, and at laptop scale the
-# two are close; the clear loser per sequence is the encoder, which supervises only 15%.
+# Read the two solid curves. Per training step the decoder gets twice the targets of the
+# encoder-decoder (a whole window instead of half), at about the same FLOPs per step. Yet
+# on the same question, predicting the second half from the first, the two final losses
+# printed above are close at our scale (in our cpu run: 2.299 for the decoder, 2.298 for
+# the encoder-decoder): twice the supervised tokens did not buy a lower loss on this test.
+# The efficiency claim is about **signal per FLOP** over long training; a few hundred steps
+# of a tiny model cannot show it, and this lab says so. What the batches do show is the
+# encoder's handicap: it supervises only 15% of what it reads.
 #
 # ## 3. Versatility: one model, many tasks
 #
@@ -526,7 +528,7 @@ def parse_answer(task, generated):
     ### END SOLUTION
 
 
-# %% test="prompts" points=3 hint="format_prompt: f'review: {text} =>' (or 'date: ...'), then ' ' + answer if given. parse_answer: skip leading spaces, match 'positive'/'negative' as a whole word or \d{4}-\d{2}-\d{2} at the start; otherwise None."
+# %% test="prompts" points=3 hint="format_prompt: f'review: {text} =>' (or 'date: ...'), then ' ' + answer if given. parse_answer: skip leading spaces, match 'positive'/'negative' as a whole word, or a date YYYY-MM-DD (digits and dashes) at the start; otherwise None."
 from course_utils.checks import check_equal
 
 check_equal(
@@ -766,14 +768,19 @@ if course_utils.ready("format_prompt", "parse_answer"):
 # %% [markdown]
 # The decoder is the only model in the table with a number in both columns: that is the
 # versatility claim, and it holds by construction. Whether it is *as good* as each
-# specialist at equal compute is a different claim, and the table above answers it for our
-# scale. In our runs the specialists won on their own task: a small model that must also
-# learn plain text and a second task has less capacity and less compute for each. The
-# sentiment specialist also reads the review both ways, which helps with "not ... at all".
+# specialist at equal compute is a different claim, and at our scale it fails. In our cpu
+# run the decoder's answers were mostly not even well-formed (9% of them were), so it
+# scored 10% on sentiment (below chance, because a missing answer counts as wrong) and 0%
+# on dates, against 52% and 7% for the specialists, which are weak too: a few hundred steps
+# are not enough for characters to become words, let alone negations. A model that must
+# learn plain text, two prompt formats and two tasks in one budget pays for all of them;
+# the claim that one model can do everything *well* needs far more compute than a laptop.
 #
 # What happens with a prompt the decoder never saw written that way? Below, three inputs
-# in formats that were never in its training text. Read what it writes honestly: a model
-# this small has learned the format `"review: ... =>"`, not the idea of a question.
+# in formats that were never in its training text. Read what it writes honestly: in our
+# run it wrote nothing at all for the first two (it ended the line at once), and for
+# `"->"` it wrote `" => positive"`, repairing the arrow it knew: a model this small has
+# learned the surface of the format, not the idea of a question.
 
 # %%
 if course_utils.ready("format_prompt", "parse_answer"):
@@ -943,7 +950,8 @@ if course_utils.ready("fit_power_law"):
 # the bigger models are limited by **compute and data**, not by their size (Kaplan's
 # `alpha_N` is for models trained to convergence); our learning rate is the same for every
 # size; a character vocabulary has a floor (the entropy of text) close to where we stop;
-# and five points over a few decades give a wide interval. The straight line is a
+# and five points over a few decades give a wide interval. (In our cpu run: alpha = 0.038
+# ± 0.010 over a 32x range of N, about half of Kaplan's value.) The straight line is a
 # hypothesis your five points can support or not: look at the residuals in the plot.
 #
 # ## 5. The counter-evidence: T5
