@@ -5,6 +5,14 @@ expected, what was found, and, when given, a hint: never a bare ``AssertionError
 
 The checks look only at the values passed in. Tests compute their reference values inside the
 test cell, from PyTorch itself, and pass both here.
+
+Each test cell of a built notebook starts with one line the build writes from the cell's
+header, ``begin_test("test_merge", exercise=3, hint="...", uses={"most_frequent_pair": 2})``.
+From then until the cell ends, a failing check without its own ``hint=`` shows the cell's
+hint, and a failure says so when an earlier exercise the test relies on has failing checks
+("this uses your `layer_norm` from exercise 1, whose checks fail: fix that first"). An error
+that is not a check (a ``TypeError`` in the learner's code) gets the same two lines printed
+under its traceback.
 """
 
 from __future__ import annotations
@@ -13,6 +21,8 @@ from typing import Any
 
 __all__ = [
     "CheckFailed",
+    "begin_test",
+    "prerequisite_note",
     "check_tensor",
     "check_shape",
     "check_equal",
@@ -25,11 +35,121 @@ class CheckFailed(AssertionError):
     """A test of an exercise failed; the message explains why."""
 
 
+# The test cell running now (set by begin_test) and the test cells that failed, by grade id.
+_state: dict[str, Any] = {"test": None, "exercise": None, "hint": None, "uses": {}}
+_failed: dict[str, int] = {}  # grade id of a failed test cell -> its exercise number
+_watching: list[Any] = []  # the IPython shell whose post_run_cell event we listen to
+
+
+def begin_test(
+    test: str, *, exercise: int, hint: str | None = None, uses: dict[str, int] | None = None
+) -> None:
+    """Start a test cell: its id, its exercise's number, its hint and what it relies on.
+
+    ``uses`` maps the learner's functions from earlier exercises that this test calls
+    (directly or through the exercise's code) to those exercises' numbers. The build writes
+    this call at the top of every test cell; authors never write it by hand.
+    """
+    if not isinstance(test, str) or not isinstance(exercise, int) or isinstance(exercise, bool):
+        raise TypeError("begin_test(test_id: str, exercise=<int>, hint=..., uses={...})")
+    uses = dict(uses or {})
+    if not all(isinstance(k, str) and type(v) is int for k, v in uses.items()):
+        raise TypeError("begin_test: uses maps function names to exercise numbers")
+    _state.update(test=test, exercise=exercise, hint=hint or None, uses=uses)
+    _failed.pop(test, None)
+    _watch_cells()
+
+
+def prerequisite_note(uses: dict[str, int], failed: set[int] | list[int]) -> str:
+    """One sentence per earlier exercise that ``uses`` relies on and that has failing checks.
+
+    ``prerequisite_note({"layer_norm": 1}, {1})`` is "This uses your `layer_norm` from
+    exercise 1, whose checks fail: fix that first." Empty when nothing relied on failed.
+    """
+    by_number: dict[int, list[str]] = {}
+    for name, number in uses.items():
+        if number in failed:
+            by_number.setdefault(number, []).append(f"`{name}`")
+    sentences = []
+    for number, names in sorted(by_number.items()):
+        listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+        sentences.append(
+            f"This uses your {listed} from exercise {number}, whose checks fail: fix that first."
+        )
+    return " ".join(sentences)
+
+
+def _current_note() -> str:
+    failed = {n for t, n in _failed.items() if t != _state["test"]} - {_state["exercise"]}
+    return prerequisite_note(_state["uses"], failed)
+
+
+def _explain(message: str, hint: str | None) -> str:
+    """The message with what the running test cell adds: the prerequisite note, the hint."""
+    note = _current_note() if _state["test"] else ""
+    hint = hint or _state["hint"]
+    if _state["test"]:
+        _failed[_state["test"]] = _state["exercise"]
+    return message + (f"\n{note}" if note else "") + (f"\nHint: {hint}" if hint else "")
+
+
+def _after_cell(result: Any) -> None:
+    """IPython's post_run_cell: close the test cell, remember whether it failed."""
+    test = _state["test"]
+    if test is None:
+        return
+    error = getattr(result, "error_in_exec", None) or getattr(result, "error_before_exec", None)
+    try:
+        if error is None:
+            _failed.pop(test, None)
+        else:
+            if not isinstance(error, CheckFailed):
+                # A crash in the learner's code, not a check: add the same help under it.
+                extra = _current_note()
+                if _state["hint"]:
+                    extra += ("\n" if extra else "") + f"Hint: {_state['hint']}"
+                if extra:
+                    print(extra)
+            _failed[test] = _state["exercise"]
+    finally:
+        _state.update(test=None, exercise=None, hint=None, uses={})
+
+
+def _watch_cells() -> None:
+    if _watching:
+        return
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is not None:
+        shell.events.register("post_run_cell", _after_cell)
+        _watching.append(shell)
+
+
 def _fail(name: str, problem: str, hint: str | None) -> None:
-    message = f"{name}: {problem}"
-    if hint:
-        message += f"\nHint: {hint}"
-    raise CheckFailed(message)
+    raise CheckFailed(_explain(f"{name}: {problem}", hint))
+
+
+def _show(value: Any, limit: int = 160) -> str | None:
+    """``repr`` of a short value, or None when it would be too long to read at a glance."""
+    text = repr(value)
+    return text if len(text) <= limit else None
+
+
+def _show_tensor(t: Any) -> str | None:
+    """A small tensor written whole as nested lists (at most 16 numbers), else None."""
+    if t.numel() > 16:
+        return None
+    integral = not (t.dtype.is_floating_point or t.dtype.is_complex)
+
+    def fmt(x):
+        if isinstance(x, list):
+            return "[" + ", ".join(fmt(y) for y in x) + "]"
+        return repr(x) if integral else f"{x:.6g}"
+
+    return fmt(t.detach().cpu().tolist())
 
 
 def _is_plain_tensor(value: Any) -> bool:
@@ -92,6 +212,25 @@ def check_tensor(
     if bool((bad_e & ~same_nonfinite).any()):
         where = tuple(int(i) for i in torch.nonzero(bad_e & ~same_nonfinite)[0])
         _fail(name, f"at index {where}: expected {e[where].item()}, got {a[where].item()}", hint)
+    whole = ""
+    shown_a, shown_e = _show_tensor(actual), _show_tensor(expected)
+    if shown_a is not None and shown_e is not None:
+        whole = f"\n  expected: {shown_e}\n  got:      {shown_a}"
+    exact = not (expected.dtype.is_floating_point or expected.dtype.is_complex)
+    if exact and not (actual.dtype.is_floating_point or actual.dtype.is_complex):
+        # Integers and booleans are equal or not: no tolerance to speak of.
+        wrong = a != e
+        if a.numel() and bool(wrong.any()):
+            where = tuple(int(i) for i in torch.nonzero(wrong)[0])
+            shown = bool if expected.dtype == torch.bool else int
+            _fail(
+                name,
+                f"values differ in {int(wrong.sum())} of {a.numel()} places; the first is at "
+                f"index {where} (expected {shown(e[where].item())}, got "
+                f"{shown(a[where].item())}){whole}",
+                hint,
+            )
+        return
     diff = torch.where(same_nonfinite, torch.zeros_like(a), (a - e).abs())
     allowed = atol + rtol * torch.where(same_nonfinite, torch.zeros_like(e), e.abs())
     if a.numel() and bool((diff > allowed).any()):
@@ -103,7 +242,7 @@ def check_tensor(
             name,
             f"values differ in {n_bad} of {a.numel()} places; the largest difference is "
             f"{diff[where].item():.3g} at index {where} (expected {e[where].item():.6g}, "
-            f"got {a[where].item():.6g}; tolerance atol={atol:g}, rtol={rtol:g})",
+            f"got {a[where].item():.6g}; tolerance atol={atol:g}, rtol={rtol:g}){whole}",
             hint,
         )
 
@@ -115,28 +254,44 @@ def check_equal(
 
     The type must match exactly too, so an object that claims to equal everything fails.
     """
+    problem = _difference(actual, expected, "")
+    if problem is not None:
+        _fail(name, problem, hint)
+
+
+def _difference(actual: Any, expected: Any, where: str) -> str | None:
+    """What differs between two plain values, or None; short sequences are shown whole."""
+    at = f"at {where}: " if where else ""
     if type(actual) is not type(expected):
-        _fail(
-            name,
-            f"expected a {type(expected).__name__}, got {type(actual).__name__}: {actual!r:.120}",
-            hint,
+        return (
+            f"{at}expected a {type(expected).__name__}, got {type(actual).__name__}: "
+            f"{actual!r:.120}"
         )
     if isinstance(expected, (list, tuple)):
+        whole = ""
+        if _show(actual) is not None and _show(expected) is not None:
+            whole = f"\n  expected: {expected!r}\n  got:      {actual!r}"
         if len(actual) != len(expected):
-            _fail(name, f"expected length {len(expected)}, got {len(actual)}", hint)
+            return f"{at}expected length {len(expected)}, got {len(actual)}{whole}"
         for i, (a, e) in enumerate(zip(actual, expected)):
-            check_equal(a, e, name=f"{name}[{i}]", hint=hint)
-        return
+            inner = _difference(a, e, f"{where}[{i}]")
+            if inner is not None:
+                # The whole sequence says more than one element; nested ones show the outer.
+                return inner.split("\n  expected: ")[0] + whole if whole else inner
+        return None
     if isinstance(expected, dict):
         if set(actual) != set(expected):
             missing = ", ".join(sorted(map(repr, set(expected) - set(actual)))[:5])
             extra = ", ".join(sorted(map(repr, set(actual) - set(expected)))[:5])
-            _fail(name, f"keys differ: missing [{missing}], unexpected [{extra}]", hint)
+            return f"{at}keys differ: missing [{missing}], unexpected [{extra}]"
         for key in expected:
-            check_equal(actual[key], expected[key], name=f"{name}[{key!r}]", hint=hint)
-        return
+            inner = _difference(actual[key], expected[key], f"{where}[{key!r}]")
+            if inner is not None:
+                return inner
+        return None
     if not bool(expected == actual):
-        _fail(name, f"expected {expected!r:.200}, got {actual!r:.200}", hint)
+        return f"{at}expected {expected!r:.200}, got {actual!r:.200}"
+    return None
 
 
 def check_true(condition: Any, message: str, *, hint: str | None = None) -> None:
@@ -151,7 +306,7 @@ def check_true(condition: Any, message: str, *, hint: str | None = None) -> None
             raise TypeError("check_true: pass a bool or a one-element bool tensor")
         condition = bool(condition.item())
     if condition is not True:
-        raise CheckFailed(message + (f"\nHint: {hint}" if hint else ""))
+        raise CheckFailed(_explain(message, hint))
 
 
 def check_raises(

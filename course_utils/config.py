@@ -63,6 +63,12 @@ LABS: tuple[Lab, ...] = (
         4,
     ),
     Lab(
+        "05_decoder_only",
+        "Decoder-only models: a small GPT",
+        "next-token training, temperature/top-k/top-p sampling, a KV cache, your model is GPT-2",
+        4,
+    ),
+    Lab(
         "06_encoder_decoder",
         "The encoder-decoder",
         "a seq2seq Transformer with cross-attention translating dates, greedy and beam decoding",
@@ -73,6 +79,13 @@ LABS: tuple[Lab, ...] = (
         "Why decoder-only won",
         "the three families at equal compute: simplicity, efficiency, versatility, scaling laws",
         4,
+    ),
+    Lab(
+        "08_training_your_own",
+        "Training your own",
+        "data hunger, compute cost (6·N·D), pretrain vs fine-tune, a planted secret's exposure "
+        "and deduplication",
+        5,
     ),
 )
 
@@ -101,9 +114,14 @@ def binder_url(path: str | None = None) -> str:
     return f"{base}?urlpath=lab/tree/{path}" if path else f"{base}?urlpath=lab"
 
 
-def pip_install_target() -> str:
-    """What Colab's setup cell installs: this package straight from the repository."""
-    return f"course_utils @ git+https://github.com/{REPOSITORY}@{BRANCH}"
+def clone_url() -> str:
+    """The repository for ``git clone`` (Colab's setup cell fetches the course with it)."""
+    return f"https://github.com/{REPOSITORY}.git"
+
+
+# Where Colab's setup cell puts the course: a shallow clone, so that `grade` finds the
+# solution notebooks and nbgrader_config.py it needs.
+COLAB_COURSE_DIR = "/content/" + REPOSITORY.split("/")[1]
 
 
 def colab_badge(path: str) -> str:

@@ -35,6 +35,9 @@ def _codes(obj: Any, depth: int = 0):
         return
     if isinstance(obj, (staticmethod, classmethod)):
         obj = obj.__func__
+    wrapped = getattr(obj, "__wrapped__", None)  # a decorated function: @torch.no_grad() ...
+    if wrapped is not None and wrapped is not obj:
+        yield from _codes(wrapped, depth + 1)
     if isinstance(obj, property):
         for part in (obj.fget, obj.fset, obj.fdel):
             if part is not None:

@@ -15,17 +15,26 @@ A lab declares its settings once for every profile and reads the current one::
         gpu=dict(steps=3000, d_model=256),
     )
     cfg.steps
+
+Both ``settings()`` and ``seed_everything()`` also set PyTorch's thread count to the CPUs
+this process may really use (:func:`usable_cpus`: its CPU affinity and its container's CPU
+quota, which ``os.cpu_count()`` does not see), or to ``$COURSE_THREADS`` when set. On a busy
+classroom server, more threads than CPUs make every step slower, not faster.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import random
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 PROFILES = ("smoke", "cpu", "gpu")
 ENV_VAR = "COURSE_PROFILE"
+THREADS_VAR = "COURSE_THREADS"
+CGROUP = Path("/sys/fs/cgroup")
 
 
 def current_profile() -> str:
@@ -57,7 +66,98 @@ def settings(**by_profile: dict[str, Any]) -> SimpleNamespace:
         raise ValueError("settings() needs at least cpu=dict(...), the laptop settings")
     profile = current_profile()
     chosen = by_profile.get(profile, by_profile["cpu"])
+    apply_threads()
     return SimpleNamespace(profile=profile, **chosen)
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return None
+
+
+def cgroup_cpu_limit(root: Path = CGROUP) -> float | None:
+    """The CPU quota of this process's cgroup in CPUs (1.5 = one and a half), or None.
+
+    cgroup v2 writes ``<quota> <period>`` (or ``max <period>``) in ``cpu.max``; cgroup v1
+    writes ``cpu.cfs_quota_us`` (-1 when unlimited) and ``cpu.cfs_period_us``.
+    """
+    v2 = _read(root / "cpu.max")
+    if v2 is not None:
+        parts = v2.split()
+        if len(parts) == 2 and parts[0] != "max":
+            try:
+                quota, period = int(parts[0]), int(parts[1])
+            except ValueError:
+                return None
+            return quota / period if quota > 0 and period > 0 else None
+        return None
+    for folder in ("cpu", "cpu,cpuacct", "cpuacct,cpu"):
+        quota, period = _read(root / folder / "cpu.cfs_quota_us"), None
+        if quota is None:
+            continue
+        period = _read(root / folder / "cpu.cfs_period_us")
+        try:
+            q, p = int(quota), int(period or 0)
+        except ValueError:
+            return None
+        return q / p if q > 0 and p > 0 else None
+    return None
+
+
+def affinity_cpus() -> int:
+    """How many CPUs the operating system lets this process run on."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):  # macOS and Windows have no sched_getaffinity
+        return os.cpu_count() or 1
+
+
+def usable_cpus(root: Path = CGROUP) -> int:
+    """CPUs this process may really use: its affinity, capped by the cgroup quota (rounded up)."""
+    cpus = affinity_cpus()
+    limit = cgroup_cpu_limit(root)
+    if limit is not None:
+        cpus = min(cpus, max(1, math.ceil(limit - 1e-9)))
+    return max(1, cpus)
+
+
+_torch_default: list[int] = []  # PyTorch's own choice (physical cores), before we change it
+
+
+def thread_count() -> int:
+    """Threads for PyTorch: ``$COURSE_THREADS``; else ``$OMP_NUM_THREADS`` when set; else
+    the usable CPUs (:func:`usable_cpus`), and never more than PyTorch's own default (its
+    count of physical cores)."""
+    for var in (THREADS_VAR, "OMP_NUM_THREADS"):
+        configured = os.environ.get(var, "").strip()
+        if not configured:
+            continue
+        try:
+            value = int(configured)
+        except ValueError:
+            value = 0
+        if value < 1:
+            if var == THREADS_VAR:
+                raise ValueError(f"{THREADS_VAR}={configured!r}: expected a whole number >= 1")
+            continue  # an odd OMP_NUM_THREADS ("4,2") is OpenMP's business
+        return value
+    import torch
+
+    if not _torch_default:
+        _torch_default.append(torch.get_num_threads())
+    return max(1, min(usable_cpus(), _torch_default[0]))
+
+
+def apply_threads() -> int:
+    """Set ``torch.set_num_threads(thread_count())`` (when it differs); return the count."""
+    import torch
+
+    wanted = thread_count()
+    if torch.get_num_threads() != wanted:
+        torch.set_num_threads(wanted)
+    return wanted
 
 
 def pick_device(prefer: str | None = None):
@@ -97,7 +197,10 @@ def _mps_available() -> bool:
 
 
 def seed_everything(seed: int = 0) -> None:
-    """Seed Python, NumPy and PyTorch (all devices) so a run can be repeated exactly."""
+    """Seed Python, NumPy and PyTorch (all devices) so a run can be repeated exactly.
+
+    It also sets PyTorch's thread count (:func:`apply_threads`), as ``settings()`` does.
+    """
     import numpy as np
     import torch
 
@@ -106,3 +209,4 @@ def seed_everything(seed: int = 0) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+    apply_threads()

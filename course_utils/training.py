@@ -251,6 +251,22 @@ def _in_notebook() -> bool:
     return shell is not None and getattr(shell, "kernel", None) is not None
 
 
+def _progress_bar(steps: int, progress: bool):
+    """A tqdm bar, and in a notebook the display handle of its widget (else None)."""
+    from tqdm.auto import tqdm
+
+    if progress and _in_notebook():
+        try:
+            from IPython.display import display
+            from tqdm.notebook import tqdm as notebook_tqdm
+
+            bar = notebook_tqdm(total=steps, desc="training", dynamic_ncols=True, display=False)
+            return bar, display(bar.container, display_id=True)
+        except Exception:  # noqa: BLE001 - no widgets here: the text bar below works anywhere
+            pass
+    return tqdm(total=steps, desc="training", disable=not progress, dynamic_ncols=True), None
+
+
 class _LivePlot:
     """One figure, updated in place through an IPython display handle.
 
@@ -419,9 +435,7 @@ def train(
     modes = {module: module.training for module in model.modules()}
     live = _LivePlot(steps) if live_plot and _in_notebook() else None
 
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=steps, desc="training", disable=not progress, dynamic_ncols=True)
+    bar, shown = _progress_bar(steps, progress)
     smoothed = None
     window: list[float] = []
     tokens = 0
@@ -502,6 +516,10 @@ def train(
             history.tokens_seen.clear()
     finally:
         bar.close()
+        if shown is not None:
+            # The saved text of a notebook widget is what it said when first shown ("0/500"):
+            # show it again, closed, so an executed notebook reads the final count.
+            shown.update(bar.container)
         if live is not None:
             live.close()
         for module, mode in modes.items():

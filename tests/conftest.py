@@ -24,6 +24,12 @@ from pathlib import Path
 
 import pytest
 
+# PyTorch's OpenMP threads sleep when idle instead of spinning (unless the user chose a policy):
+# set before anything imports torch, for this process and for every kernel, server and
+# subprocess the suite starts (they inherit it). On a busy 2-core machine spinning threads
+# made training steps several times slower (issue 9's measurements).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 
 @dataclass
 class LabServer:

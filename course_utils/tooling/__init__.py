@@ -8,5 +8,7 @@
 - :mod:`.course_dir`: the course folder, and the throw-away nbgrader course both commands use;
 - :mod:`.nbgrader_setup`: the nbgrader settings that ``nbgrader_config.py`` and ``grade`` share;
 - :mod:`.safeguard` and :mod:`.safeguard_scan`: the grading safeguard (a static scan of the
-  cells a learner can edit) and :mod:`.kernel_limits`, the grading kernel's launcher.
+  cells a learner can edit) and :mod:`.kernel_limits`, the grading kernel's launcher;
+- :mod:`.sandbox`: where a grading kernel runs (bubblewrap, or watched and restored);
+- :mod:`.trusted` and :mod:`.kernel_boot`: the checks test cells take from the grader.
 """

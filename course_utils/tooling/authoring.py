@@ -9,7 +9,11 @@ headers carry the grading metadata in a short form (see CONTRIBUTING.md)::
     # %% [markdown] answer="risks" points=2              a written answer, graded by hand
 
 Every other cell is locked: nbgrader restores it from the source when grading, so the only
-code a learner controls is in exercise cells and in cells they add. The build also inserts
+code a learner controls is in exercise cells and in cells they add. Each test cell gets one
+first line, ``begin_test(...)`` (see :mod:`course_utils.checks`), written from its header: a
+failing check then shows the cell's hint in the notebook, and names the learner's functions
+from earlier exercises that the test relies on (found in the exercise's and the test's code)
+when their checks fail. The build also inserts
 the Colab setup cell and the launch badges, both generated from :mod:`course_utils.config`.
 The output is deterministic (cell ids come from grade ids), so ``build --check`` can tell
 whether a committed notebook is out of date.
@@ -42,20 +46,62 @@ class Built:
 
 
 def setup_cell_source() -> str:
-    """The first code cell of every notebook: on Colab, install course_utils and widgets."""
+    """The first code cell of every notebook.
+
+    Everywhere: a passive OpenMP wait policy before PyTorch loads (unless one is set), so
+    that PyTorch's idle threads sleep instead of spinning and a busy machine stays fast.
+    On Colab: a shallow clone of the course (what ``grade`` needs: the solution notebooks and
+    nbgrader's settings), this package installed from it, ipywidgets 8's widget manager, and
+    the one line that grades the notebook there (:mod:`course_utils.tooling.colab`).
+    """
+    from .colab import GRADE_LINE
+
+    return _SETUP_CELL.format(
+        course=config.COLAB_COURSE_DIR,
+        branch=config.BRANCH,
+        url=config.clone_url(),
+        grade_line=GRADE_LINE,
+    ).strip()
+
+
+# Formatted as ruff formats the notebooks' code (a test checks).
+_SETUP_CELL = """
+# Setup: run this cell first. It lets PyTorch's idle threads sleep instead of spin, so
+# a busy machine stays fast. On Google Colab it also fetches the course (about a minute,
+# once per session); anywhere else it does nothing more.
+import os
+import sys
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read when torch is imported
+
+if "google.colab" in sys.modules:
+    import subprocess
+
+    course = "{course}"
+    url = "{url}"
+    if not os.path.isdir(course):
+        shallow = ["--depth", "1", "--branch", "{branch}"]
+        subprocess.run(["git", "clone", "-q", *shallow, url, course], check=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", course], check=True)
+    os.environ["COURSE_ROOT"] = course  # where `grade` finds the course
+    from google.colab import output
+
+    output.enable_custom_widget_manager()  # ipywidgets 8 widgets render on Colab
+    print("To grade this notebook on Colab, run this line in a new cell:")
+    print("    {grade_line}")
+"""
+
+
+def timing_note(lab: str) -> str:
+    """How long the lab takes, from the syllabus minutes in :mod:`course_utils.config`."""
+    try:
+        minutes = config.lab(lab).minutes
+    except KeyError:  # not a lab of the course (a scratch source): nothing to state
+        return ""
     return (
-        "# Setup: run this cell first. On Google Colab it installs the course's helper\n"
-        "# package (about a minute, once per session); anywhere else it does nothing.\n"
-        "import sys\n"
-        "\n"
-        'if "google.colab" in sys.modules:\n'
-        "    import subprocess\n"
-        "\n"
-        f'    target = "{config.pip_install_target()}"\n'
-        '    subprocess.run([sys.executable, "-m", "pip", "install", "-q", target], check=True)\n'
-        "    from google.colab import output\n"
-        "\n"
-        "    output.enable_custom_widget_manager()  # ipywidgets 8 widgets render on Colab"
+        f"*This notebook runs top to bottom in about {minutes} minute{'s' if minutes != 1 else ''}"
+        " on a 2-core laptop CPU (measured on a quiet machine; when other programs keep the CPU "
+        "busy it can take several times longer).*"
     )
 
 
@@ -93,6 +139,54 @@ def _check_test_cell(source: str, where: str) -> None:
         )
 
 
+def _top_level_names(source: str, *, definitions_only: bool = False) -> set[str]:
+    """Names a cell binds at its top level: functions, classes (and imports, assignments)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return set()
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif definitions_only:
+            continue
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                names.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
+    return names
+
+
+def _used_names(source: str) -> set[str]:
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return set()
+    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+
+
+def _literal(text: str) -> str:
+    """A string literal as ruff format writes it: double quotes unless that needs escapes."""
+    if '"' in text and "'" not in text:
+        return repr(text)
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def begin_test_line(test_id: str, number: int, hint: str, uses: dict[str, int]) -> str:
+    """The first line of a built test cell (formatted as ruff format would)."""
+    args = [_literal(test_id), f"exercise={number}", f"hint={_literal(hint)}"]
+    if uses:  # in exercise order (the notebook's JSON stores the metadata's keys sorted)
+        ordered = sorted(uses.items(), key=lambda item: (item[1], item[0]))
+        args.append("uses={" + ", ".join(f"{_literal(k)}: {v}" for k, v in ordered) + "}")
+    call = f"begin_test({', '.join(args)})"
+    if len(call) > 100:
+        call = "begin_test(\n" + "".join(f"    {a},\n" for a in args) + ")"
+    return f"from course_utils.checks import begin_test\n\n{call}\n"
+
+
 def build_notebook(source_path: Path):
     """Read one lab source and return the nbgrader source notebook (an nbformat node)."""
     import jupytext
@@ -109,6 +203,21 @@ def build_notebook(source_path: Path):
     seen: set[str] = set()
     current_exercise: str | None = None
     tests_of: dict[str, int] = {}
+    numbers: dict[str, int] = {}  # exercise name -> its number (1, 2, ... as released)
+    defined_by: dict[str, str] = {}  # a top-level name -> the exercise whose cell defines it
+    relies_on: dict[str, dict[str, int]] = {}  # exercise -> earlier functions it calls
+    carries: dict[str, dict[str, int]] = {}  # a locked cell's function -> exercises it calls
+
+    def earlier_uses(source: str, exercise: str) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for used in sorted(_used_names(source)):
+            found.update(carries.get(used, {}))
+            owner = defined_by.get(used)
+            if owner is not None and owner != exercise:
+                found[used] = numbers[owner]
+                found.update(relies_on.get(owner, {}))
+        return dict(sorted(found.items(), key=lambda item: (item[1], item[0])))
+
     counter = {"markdown": 0, "code": 0, "raw": 0}
 
     def unique(grade_id: str, where: str) -> str:
@@ -142,7 +251,8 @@ def build_notebook(source_path: Path):
         source = cell.source.strip("\n")
 
         if index == 0:
-            title = plain("markdown", f"{source}\n\n{badges(lab)}")
+            parts = [source, timing_note(lab), badges(lab)]
+            title = plain("markdown", "\n\n".join(part for part in parts if part))
             cells.append(title)
             cells.append(plain("code", setup_cell_source()))
             continue
@@ -157,6 +267,10 @@ def build_notebook(source_path: Path):
             new.id = unique(name, where)
             new.metadata = {"nbgrader": _nbgrader(grade_id=name, solution=True)}
             current_exercise = name
+            numbers[name] = len(numbers) + 1
+            relies_on[name] = earlier_uses(source, name)
+            for bound in _top_level_names(source, definitions_only=True):
+                defined_by[bound] = name
             cells.append(new)
         elif "test" in meta:
             name = meta["test"]
@@ -176,10 +290,18 @@ def build_notebook(source_path: Path):
             tests_of[name] = tests_of.get(name, 0) + 1
             suffix = "" if tests_of[name] == 1 else f"_{tests_of[name]}"
             grade_id = unique(f"test_{name}{suffix}", where)
-            new = nbformat.v4.new_code_cell(source)
+            uses = {**relies_on[name], **earlier_uses(source, name)}
+            uses = dict(sorted(uses.items(), key=lambda item: (item[1], item[0])))
+            first = begin_test_line(grade_id, numbers[name], meta["hint"], uses)
+            new = nbformat.v4.new_code_cell(f"{first}\n{source}")
             new.id = grade_id
             new.metadata = {
-                "course": {"exercise": name, "hint": meta["hint"]},
+                "course": {
+                    "exercise": name,
+                    "number": numbers[name],
+                    "hint": meta["hint"],
+                    "uses": uses,
+                },
                 "editable": False,
                 "deletable": False,
                 "nbgrader": _nbgrader(grade=True, grade_id=grade_id, locked=True, points=points),
@@ -200,6 +322,14 @@ def build_notebook(source_path: Path):
         else:
             if meta:
                 raise AuthoringError(f"{where}: {sorted(meta)} only go with exercise/test/answer")
+            if cell.cell_type == "code":  # a locked cell that rebinds a name takes it over
+                through = earlier_uses(source, "")
+                for bound in _top_level_names(source):
+                    defined_by.pop(bound, None)
+                    carries.pop(bound, None)
+                for bound in _top_level_names(source, definitions_only=True):
+                    if through:  # e.g. a LayerNorm module that calls the learner's layer_norm
+                        carries[bound] = through
             cells.append(plain(cell.cell_type, source))
 
     notebook = nbformat.v4.new_notebook()

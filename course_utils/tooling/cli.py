@@ -3,7 +3,9 @@
 - ``doctor``: is this machine ready? versions, device, widgets, and how to fix what is missing
 - ``build [LAB ...] [--check]``: solution notebooks from their ``.py`` sources (authors)
 - ``release [LAB ...] [--check] [--force] [--output DIR]``: student notebooks (instructors)
-- ``grade PATH [--lab LAB] [--profile P] [--json]``: grade a notebook, never changing it
+- ``grade PATH [--lab LAB] [--profile P] [--json] [--fail-under N]``: grade a notebook, never
+  changing it; exit 0 whatever the score, unless ``--fail-under N`` (exit 1 below N points)
+- ``start [LAB]``: JupyterLab at the course folder, with a lab open (default: lab 00)
 
 Mistakes (unknown lab, missing file, not a notebook) print one line and exit with code 2.
 """
@@ -57,7 +59,35 @@ def _parser() -> argparse.ArgumentParser:
         help="settings the notebook runs with (default: smoke, the fastest)",
     )
     grade.add_argument("--json", action="store_true", help="print the report as JSON")
+    grade.add_argument(
+        "--fail-under",
+        type=_points,
+        default=0.0,
+        metavar="N",
+        help="exit with code 1 when the score is below N points (default: 0, never)",
+    )
+
+    start = sub.add_parser(
+        "start", help="open JupyterLab at the course folder, with a lab in front"
+    )
+    start.add_argument(
+        "lab", nargs="?", default=config.LAB_NAMES[0], metavar="LAB",
+        help=f"the lab to open (default: {config.LAB_NAMES[0]})",
+    )  # fmt: skip
+    start.add_argument(
+        "--print-command", action="store_true", help="print the command, start nothing"
+    )
     return parser
+
+
+def _points(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of points, got {text!r}") from None
+    if not value >= 0:  # also rejects nan
+        raise argparse.ArgumentTypeError(f"expected 0 or more points, got {text!r}")
+    return value
 
 
 def _check_labs(labs: list[str]) -> None:
@@ -120,7 +150,18 @@ def main(argv: list[str] | None = None) -> int:
 
             report = grade(args.path, lab=args.lab, profile=args.profile)
             print(report.to_json() if args.json else report.render())
+            if report.score < args.fail_under:
+                print(
+                    f"score {report.score:g} is below --fail-under {args.fail_under:g}",
+                    file=sys.stderr,
+                )
+                return 1
             return 0
+        if args.command == "start":
+            from .start import start
+
+            _check_labs([args.lab])
+            return start(find_root(), args.lab, print_only=args.print_command)
     except CourseError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -57,10 +57,28 @@ def read_notebook_json(path: Path) -> dict:
     if path.suffix != ".ipynb":
         raise CourseError(f"{path}: not a notebook (expected a .ipynb file)")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise CourseError(f"{path}: not a readable notebook ({error.__class__.__name__})") from None
-    if not isinstance(data, dict) or "cells" not in data:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise CourseError(f"{path}: cannot read it ({error.strerror or error})") from None
+    except UnicodeDecodeError:
+        raise CourseError(f"{path}: not a readable notebook (not UTF-8 text)") from None
+    if "\n<<<<<<< " in "\n" + text or "\n>>>>>>> " in text:
+        raise CourseError(
+            f"{path}: has unresolved git conflict markers (<<<<<<<); resolve the conflict "
+            "(for a solution notebook: rebuild it with `python -m course_utils build`)"
+        )
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise CourseError(
+            f"{path}: not a readable notebook (broken JSON at line {error.lineno})"
+        ) from None
+    if isinstance(data, dict) and isinstance(data.get("nbformat"), int) and data["nbformat"] < 4:
+        raise CourseError(
+            f"{path}: nbformat {data['nbformat']}: open and save it in JupyterLab "
+            "(that converts it to nbformat 4)"
+        )
+    if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
         raise CourseError(f"{path}: not a notebook (no cells)")
     return data
 
@@ -78,7 +96,12 @@ def nbgrader_environment() -> Iterator[None]:
 
 @contextlib.contextmanager
 def temporary_course(
-    root: Path, labs: list[str], *, profile: str | None = None, safeguard: bool = True
+    root: Path,
+    labs: list[str],
+    *,
+    profile: str | None = None,
+    safeguard: bool = True,
+    scan: bool = True,
 ):
     """A temporary nbgrader course with the given labs as sources; yields (api, course_dir).
 
@@ -97,10 +120,13 @@ def temporary_course(
             source = root / "solutions" / name / f"{name}.ipynb"
             if not source.is_file():
                 raise CourseError(f"{source} does not exist; run `python -m course_utils build`")
+            read_notebook_json(source)  # a corrupt or conflicted source: one clear line
             (course / "source" / name).mkdir(parents=True)
             shutil.copy2(source, course / "source" / name / source.name)
         c = Config()
-        configure(c, profile=profile, safeguard=safeguard)
+        configure(c, profile=profile, safeguard=safeguard, scan=scan)
+        # The course's own solutions are hidden from (or watched around) every kernel too.
+        c.GuardedExecute.course_root = str(Path(root).resolve())
         c.CourseDirectory.root = str(course)
         c.CourseDirectory.source_directory = "source"
         c.CourseDirectory.release_directory = "release"

@@ -1,7 +1,8 @@
 """``python -m course_utils doctor``: is this machine ready for the course?
 
-Prints Python and library versions, the device PyTorch will use, whether widgets will render,
-and for anything missing, the command that fixes it.
+Prints Python and library versions, the device PyTorch will use, how many threads it runs
+(and why) with OpenMP's wait policy, whether widgets will render, and for anything missing,
+the command that fixes it.
 """
 
 from __future__ import annotations
@@ -41,6 +42,21 @@ def _version_tuple(text: str) -> tuple[int, ...]:
     return tuple(parts)
 
 
+# Tools a notebook never imports: their installed version is enough, and importing them
+# (tens of seconds for jupyterlab on a busy machine) would slow every grading kernel down.
+_TOOLS = ("jupyterlab", "nbgrader")
+
+
+def _version(module: str, pip_name: str) -> str:
+    if module in _TOOLS:
+        from importlib import metadata, util
+
+        if util.find_spec(module) is None:
+            raise ImportError(module)
+        return metadata.version(pip_name)
+    return getattr(importlib.import_module(module), "__version__", "?")
+
+
 def _in_colab() -> bool:
     return "google.colab" in sys.modules
 
@@ -57,7 +73,7 @@ def checks() -> list[Check]:
     ]
     for module, pip_name, minimum, purpose in REQUIREMENTS:
         try:
-            version = getattr(importlib.import_module(module), "__version__", "?")
+            version = _version(module, pip_name)
         except Exception as error:  # noqa: BLE001 - a broken install is as bad as a missing one
             optional = module in ("jupyterlab", "nbgrader") and _in_colab()
             results.append(
@@ -73,8 +89,20 @@ def checks() -> list[Check]:
         ok = _version_tuple(version) >= _version_tuple(minimum)
         results.append(Check(module, ok, version, f"pip install -U '{pip_name}>={minimum}'"))
     results.append(_device_check())
+    results.append(_threads_check())
     results.append(_widget_check())
+    results.append(_isolation_check())
     return results
+
+
+def _isolation_check() -> Check:
+    """Informational: how grading kernels are isolated here (never a failure)."""
+    try:
+        from .sandbox import describe
+
+        return Check("grading", True, describe())
+    except Exception as error:  # noqa: BLE001
+        return Check("grading", True, f"isolation unknown ({type(error).__name__})")
 
 
 def _device_check() -> Check:
@@ -93,11 +121,45 @@ def _device_check() -> Check:
     return Check("device", True, f"{device.type}{extra}, profile {profile!r}")
 
 
+def _threads_check() -> Check:
+    """PyTorch's thread count, where it comes from, and the OpenMP wait policy (information)."""
+    import os
+
+    try:
+        from ..profiles import THREADS_VAR, affinity_cpus, apply_threads, cgroup_cpu_limit
+
+        threads = apply_threads()
+    except Exception as error:  # noqa: BLE001
+        return Check("threads", False, f"could not choose: {error}", "unset COURSE_THREADS")
+    limit = cgroup_cpu_limit()
+    quota = "no CPU quota" if limit is None else f"CPU quota {limit:g}"
+    if os.environ.get(THREADS_VAR, "").strip():
+        why = f"{THREADS_VAR}={os.environ[THREADS_VAR].strip()}"
+    elif os.environ.get("OMP_NUM_THREADS", "").strip():
+        why = f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS'].strip()}"
+    else:
+        why = f"{affinity_cpus()} CPUs allowed, {quota}"
+    policy = os.environ.get("OMP_WAIT_POLICY", "").strip()
+    wait = (
+        f"OMP_WAIT_POLICY={policy}"
+        if policy
+        else "OMP_WAIT_POLICY unset (OpenMP threads spin while waiting: slow on a busy machine)"
+    )
+    return Check("threads", True, f"{threads} for PyTorch ({why}); {wait}")
+
+
 def _widget_check() -> Check:
     try:
         import ipywidgets
     except ImportError:
         return Check("widgets", False, "ipywidgets missing", "pip install 'ipywidgets>=8'")
+    except Exception as error:  # noqa: BLE001 - a broken install, not a missing one
+        return Check(
+            "widgets",
+            False,
+            f"ipywidgets is broken ({type(error).__name__}: {str(error)[:80]})",
+            "pip install --force-reinstall 'ipywidgets>=8'",
+        )
     major = _version_tuple(ipywidgets.__version__)[:1]
     if major < (8,):
         return Check(
@@ -110,7 +172,7 @@ def _widget_check() -> Check:
         return Check("widgets", True, "Colab: the setup cell enables the widget manager")
     try:
         import jupyterlab_widgets  # noqa: F401 - the front-end half that JupyterLab needs
-    except ImportError:
+    except Exception:  # noqa: BLE001 - missing or broken: widgets would not render either way
         return Check(
             "widgets",
             False,

@@ -10,13 +10,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
+import time
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .. import config
+from ..checks import prerequisite_note
+from ..exercises import PLACEHOLDER_RE
 from .course_dir import CourseError, find_root, read_notebook_json, temporary_course
 from .safeguard import ERROR_NAME, describe_flags
+from .sandbox import describe
 
 STUDENT = "learner"
 
@@ -43,6 +49,8 @@ class GradeReport:
     tests: list[TestResult] = field(default_factory=list)
     manual: list[str] = field(default_factory=list)  # written answers, graded by a person
     flags: list[dict] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what grading repaired before it ran
+    isolation: str = ""
 
     @property
     def score(self) -> float:
@@ -84,12 +92,16 @@ class GradeReport:
         lines.append(f"Score: {self.score:g}/{self.max_score:g} for code exercises.")
         if self.manual:
             lines.append(f"Written answers graded by your instructor: {', '.join(self.manual)}.")
+        for note in self.notes:
+            lines.append(f"Note: {note}")
         if self.flags:
             lines.append("")
             lines.append(
                 "⚠ The grading safeguard flagged this notebook; an instructor will review it:"
             )
             lines.extend(f"  {line}" for line in describe_flags(self.flags).splitlines())
+        if self.isolation:
+            lines.append(f"Grading isolation: {self.isolation}")
         return "\n".join(lines)
 
 
@@ -122,12 +134,82 @@ def identify_lab(path: Path, data: dict) -> str:
     )
 
 
+def check_lab(path: Path, data: dict, lab: str, source: dict) -> None:
+    """Refuse a notebook of another lab (``--lab`` given wrongly) with one clear line."""
+    own = data.get("metadata", {}).get("course", {}).get("lab")
+    if own in config.LAB_NAMES and own != lab:
+        raise CourseError(f"{path} is a notebook of lab {own}, not {lab}: pass --lab {own}")
+    ids = {_exercise_id(c) for c in data["cells"]} - {None}
+    expected = {_exercise_id(c) for c in source["cells"]} - {None}
+    if ids and not ids & expected:
+        raise CourseError(f"{path} does not belong to lab {lab}: none of its cells are that lab's")
+
+
+def _exercise_id(cell: dict) -> str | None:
+    """The grade id of an exercise or test cell (locked cells' ids repeat across labs)."""
+    meta = cell.get("metadata", {}).get("nbgrader") if isinstance(cell, dict) else None
+    if isinstance(meta, dict) and (meta.get("solution") or meta.get("grade")):
+        return meta.get("grade_id")
+    return None
+
+
+def _grade_id(cell: dict) -> str | None:
+    meta = cell.get("metadata", {}).get("nbgrader") if isinstance(cell, dict) else None
+    return meta.get("grade_id") if isinstance(meta, dict) else None
+
+
+def repair(data: dict, released: dict) -> list[str]:
+    """Undo what editing in JupyterLab can do to nbgrader's metadata, in place; return notes.
+
+    - a copied exercise or test cell carries the original's metadata: the copy keeps its
+      code but is graded as a cell the learner added;
+    - a locked cell whose metadata was edited gets the released metadata back (nbgrader then
+      restores its code, as for any locked cell);
+    - duplicate cell ids (nbformat requires unique ones) are renumbered.
+    """
+    notes = []
+    reference = {_grade_id(c): c["metadata"]["nbgrader"] for c in released["cells"] if _grade_id(c)}
+    seen: set[str] = set()
+    ids: set[str] = set()
+    for index, cell in enumerate(data["cells"]):
+        if not isinstance(cell, dict):
+            continue
+        cell.setdefault("metadata", {})
+        grade_id = _grade_id(cell)
+        if grade_id in seen:
+            del cell["metadata"]["nbgrader"]
+            notes.append(
+                f"cell {index + 1} is a copy of {grade_id!r} (with its grading settings); it was "
+                "graded as a cell you added, and the first copy as the exercise"
+            )
+            grade_id = None
+        if grade_id in reference:
+            seen.add(grade_id)
+            if cell["metadata"]["nbgrader"] != reference[grade_id]:
+                if reference[grade_id].get("locked") or cell["metadata"]["nbgrader"].get("locked"):
+                    notes.append(
+                        f"cell {index + 1} ({grade_id!r}) had its grading settings edited; "
+                        "it was graded as released"
+                    )
+                cell["metadata"]["nbgrader"] = dict(reference[grade_id])
+        cell_id = cell.get("id")
+        if isinstance(cell_id, str):
+            while cell_id in ids:
+                cell_id = f"{cell_id}-{index}"
+            cell["id"] = cell_id
+            ids.add(cell_id)
+    return notes
+
+
 def _failure_message(cell: dict) -> str:
     for output in cell.get("outputs", []):
         if output.get("output_type") != "error":
             continue
         name, value = output.get("ename", "Error"), str(output.get("evalue", "")).strip()
         if name == "NotImplementedError":
+            match = PLACEHOLDER_RE.match(value)
+            if match:
+                return f"not done yet: exercise {match[1]} ({match[2]}) is still a placeholder"
             return "not done yet: the exercise still raises NotImplementedError()"
         if name in ("CheckFailed", "AssertionError", ERROR_NAME, "KernelDied"):
             return value or name
@@ -137,10 +219,53 @@ def _failure_message(cell: dict) -> str:
     return "failed (the test wrote an error)"
 
 
+def _progress_printer(source: dict, lab: str, say: Callable[[str], None]):
+    """nbclient's on_cell_execute hook: one line as each exercise of the notebook starts."""
+    exercises = [
+        c["metadata"]["nbgrader"]["grade_id"]
+        for c in source["cells"]
+        if c["cell_type"] == "code"
+        and c["metadata"].get("nbgrader", {}).get("solution")
+        and not c["metadata"]["nbgrader"].get("grade")
+    ]
+    start = time.monotonic()
+
+    def on_cell_execute(cell, cell_index, **_):
+        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        if grade_id in exercises:
+            number = exercises.index(grade_id) + 1
+            say(
+                f"  [{time.monotonic() - start:4.0f} s] exercise {number} of {len(exercises)} "
+                f"({grade_id}) and its tests"
+            )
+
+    return on_cell_execute
+
+
+def _note_prerequisites(tests: list[TestResult], meta: dict[str, dict]) -> None:
+    """A failed test whose earlier exercises failed says so (the kernel may not have)."""
+    failed = {meta.get(t.grade_id, {}).get("number") for t in tests if not t.passed}
+    for test in tests:
+        info = meta.get(test.grade_id, {})
+        note = prerequisite_note(info.get("uses", {}), failed - {info.get("number")})
+        if not test.passed and note and "fix that first" not in test.message:
+            test.message = f"{test.message}\n{note}"
+
+
 def grade(
-    path: Path, *, lab: str | None = None, root: Path | None = None, profile: str = "smoke"
+    path: Path,
+    *,
+    lab: str | None = None,
+    root: Path | None = None,
+    profile: str = "smoke",
+    progress: Callable[[str], None] | None = None,
 ) -> GradeReport:
-    """Autograde the notebook at ``path`` (never modified) and return the report."""
+    """Autograde the notebook at ``path`` (never modified) and return the report.
+
+    ``progress`` receives a line as grading starts and as each exercise starts running;
+    by default the lines go to standard error, so that a long grading run is not silent.
+    """
+    say = progress or (lambda line: print(line, file=sys.stderr, flush=True))
     path = resolve_notebook(Path(path))
     data = read_notebook_json(path)
     lab = lab or identify_lab(path, data)
@@ -150,13 +275,17 @@ def grade(
         raise CourseError(error.args[0]) from None
     root = Path(root).resolve() if root else find_root(path.resolve().parent)
     before = _digest(path)
-    source = json.loads((root / "solutions" / lab / f"{lab}.ipynb").read_text(encoding="utf-8"))
+    source_path = root / "solutions" / lab / f"{lab}.ipynb"
+    if not source_path.is_file():
+        raise CourseError(f"{source_path} does not exist; run `python -m course_utils build`")
+    source = read_notebook_json(source_path)
+    check_lab(path, data, lab, source)
     hints = {
         c["metadata"]["nbgrader"]["grade_id"]: c["metadata"].get("course", {})
         for c in source["cells"]
         if c["metadata"].get("nbgrader", {}).get("grade")
     }
-    report = GradeReport(notebook=str(path), lab=lab, profile=profile)
+    report = GradeReport(notebook=str(path), lab=lab, profile=profile, isolation=describe())
     with (
         warnings.catch_warnings(),
         temporary_course(root, [lab], profile=profile) as (
@@ -168,11 +297,15 @@ def grade(
         warnings.simplefilter("ignore")
         target = course / "submitted" / STUDENT / lab / f"{lab}.ipynb"
         target.parent.mkdir(parents=True)
-        target.write_bytes(path.read_bytes())
+        released = read_notebook_json(course / "release" / lab / f"{lab}.ipynb")
+        report.notes = repair(data, released)
+        target.write_text(json.dumps(data), encoding="utf-8")
+        api.config.NotebookClient.on_cell_execute = _progress_printer(source, lab, say)
+        say(f"Grading {path.name} in a fresh kernel (profile {profile}) ...")
         result = api.autograde(lab, STUDENT, force=True, create=True)
         autograded = course / "autograded" / STUDENT / lab / f"{lab}.ipynb"
         if not result["success"] or not autograded.exists():
-            raise RuntimeError(f"autograding failed:\n{result.get('error') or result['log']}")
+            raise CourseError(f"nbgrader could not grade {path}: {_cause(result)}")
         graded = json.loads(autograded.read_text(encoding="utf-8"))
         cells = {c["metadata"].get("nbgrader", {}).get("grade_id"): c for c in graded["cells"]}
         with api.gradebook as gb:
@@ -193,10 +326,22 @@ def grade(
                 if not test.passed:
                     test.message = _failure_message(cells.get(g.name, {}))
                 report.tests.append(test)
+        _note_prerequisites(report.tests, hints)
         report.flags = graded.get("metadata", {}).get("course_safeguard", {}).get("flags", [])
     if _digest(path) != before:  # pragma: no cover - would be a bug in this module
         raise RuntimeError(f"{path} changed while it was graded; please report this bug")
     return report
+
+
+def _cause(result: dict) -> str:
+    """The most telling line of a failed nbgrader run (its own summary lines say nothing)."""
+    text = f"{result.get('log') or ''}\n{result.get('error') or ''}"
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    for line in reversed(lines):
+        if ("Error" in line or "Exception" in line) and "NbGraderException" not in line:
+            if not line.startswith(("File ", "Traceback", "raise ")):
+                return line[:300]
+    return "see `nbgrader autograde --debug` for details"
 
 
 def _order(source: dict, grade_id: str) -> int:

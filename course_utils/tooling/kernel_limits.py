@@ -1,10 +1,13 @@
 """Start a grading kernel.
 
-``python -m course_utils.tooling.kernel_limits BYTES PROFILE -- cmd ...``
+``python -m course_utils.tooling.kernel_limits BYTES PROFILE [NAME=VALUE ...] -- cmd ...``
 
-Sets ``COURSE_PROFILE`` for the kernel and, where the OS allows it, a ceiling of BYTES on its
-address space (0: none), so that a runaway allocation fails with an error in one cell instead
-of taking the machine, and the grading run, down. Then it becomes the kernel (exec).
+Sets ``COURSE_PROFILE`` (and each NAME=VALUE) for the kernel, ``OMP_WAIT_POLICY=PASSIVE``
+unless set (idle OpenMP threads must not spin on a shared machine), changes to
+``$COURSE_KERNEL_CWD`` when given (the submission's scratch folder) and, where the OS allows
+it, sets a ceiling of BYTES on the kernel's address space (0: none), so that a runaway
+allocation fails with an error in one cell instead of taking the machine, and the grading run,
+down. Then it becomes the kernel (exec); ``cmd`` may be the kernel inside a sandbox.
 """
 
 import os
@@ -12,12 +15,20 @@ import sys
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) < 4 or argv[2] != "--":
+    if len(argv) < 4 or "--" not in argv[2:]:
         raise SystemExit(
-            "usage: python -m course_utils.tooling.kernel_limits BYTES PROFILE -- cmd ..."
+            "usage: python -m course_utils.tooling.kernel_limits BYTES PROFILE [NAME=VALUE ...]"
+            " -- cmd ..."
         )
-    limit, profile, cmd = int(argv[0]), argv[1], argv[3:]
+    split = argv.index("--", 2)
+    limit, profile, cmd = int(argv[0]), argv[1], argv[split + 1 :]
+    for pair in argv[2:split]:
+        name, _, value = pair.partition("=")
+        os.environ[name] = value
     os.environ["COURSE_PROFILE"] = profile
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if os.environ.get("COURSE_KERNEL_CWD"):
+        os.chdir(os.environ["COURSE_KERNEL_CWD"])
     if profile == "smoke":
         # Smoke-profile models are tiny: one thread is as fast, and graders often run several
         # kernels at once, where PyTorch's threads would fight over the cores (10x slower).

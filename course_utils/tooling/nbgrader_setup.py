@@ -36,11 +36,13 @@ def cell_timeout(profile: str) -> int:
     return CELL_TIMEOUT.get(profile, CELL_TIMEOUT["cpu"])
 
 
-def configure(c, *, profile: str | None = None, safeguard: bool = True) -> None:
+def configure(c, *, profile: str | None = None, safeguard: bool = True, scan: bool = True) -> None:
     """Apply the course's settings to an nbgrader traitlets config object ``c``.
 
-    ``safeguard=False`` gives plain nbgrader autograding; the test suite uses it to show
-    that the tampering it catches would otherwise score marks.
+    ``safeguard=False`` gives plain nbgrader autograding in an unprotected kernel; the test
+    suite uses it to show that the tampering it catches would otherwise score marks.
+    ``scan=False`` keeps the isolation and the grader's own checks but runs every cell
+    (the suite uses it to show that isolation alone holds).
     """
     from nbconvert.preprocessors import ClearMetadataPreprocessor
     from nbgrader.preprocessors import (
@@ -81,6 +83,8 @@ def configure(c, *, profile: str | None = None, safeguard: bool = True) -> None:
     # The profile reaches the kernel through its environment (set by GuardedExecute's kernel
     # launcher), never through this process's environment.
     c.GuardedExecute.profile = profile
+    c.GuardedExecute.protect = safeguard
+    c.ScanSubmission.scan = scan
     scan = [ScanSubmission] if safeguard else []
     verdicts = [ApplyVerdicts] if safeguard else []
     record = [RecordVerdicts] if safeguard else []

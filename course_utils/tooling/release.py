@@ -55,6 +55,15 @@ def _committed_and_unchanged(path: Path) -> bool:
         return False
 
 
+def _has_run(existing: str) -> bool:
+    """Outputs or execution counts: a learner ran it (a release never has either)."""
+    try:
+        cells = json.loads(existing).get("cells", [])
+    except (json.JSONDecodeError, AttributeError):
+        return True
+    return any(c.get("outputs") or c.get("execution_count") for c in cells)
+
+
 def _looks_worked_on(existing: str, fresh: str) -> bool:
     try:
         old, new = json.loads(existing), json.loads(fresh)
@@ -123,6 +132,8 @@ def release(
         except KeyError as error:
             raise CourseError(error.args[0]) from None
     output = Path(output).resolve() if output else root / "notebooks"
+    if output.exists() and not output.is_dir():
+        raise CourseError(f"--output {output} is a file; give the folder to release into")
     solutions = (root / "solutions").resolve()
     if output == solutions or solutions in output.parents:
         raise CourseError(
@@ -144,12 +155,13 @@ def release(
                 if check:
                     result.changed.append(target)
                     continue
-                if (
-                    existing is not None
-                    and not _committed_and_unchanged(target)
-                    and _looks_worked_on(existing, fresh)
+                committed = existing is not None and _committed_and_unchanged(target)
+                if existing is not None and (
+                    _has_run(existing) if committed else _looks_worked_on(existing, fresh)
                 ):
-                    if not force:
+                    # A learner's work, committed or not, is never replaced without a backup;
+                    # uncommitted work is kept unless --force.
+                    if not force and not committed:
                         result.kept.append(target)
                         continue
                     backup = target.with_name(

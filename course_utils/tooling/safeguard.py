@@ -10,23 +10,30 @@ tests off. These preprocessors, enabled by :func:`course_utils.tooling.nbgrader_
    its code is kept as comments for the instructor, behind a line that raises with the reason.
 2. :class:`GuardedExecute` runs the notebook in a kernel with a memory ceiling; a cell that
    runs too long is interrupted, and a kernel that dies costs the cells after it, not the run.
-3. :class:`ApplyVerdicts` gives every test cell after a flagged cell an error that names the
-   flagged cell and construct, so those exercises score zero until an instructor reviews it.
+3. :class:`ApplyVerdicts` gives an error that names the flagged cell and construct to the
+   tests a flag costs: those of the exercise whose code was not run, and later tests that use
+   a name the flagged cell defines (it was not run, so it compromised nothing else). A
+   submission that changed the grader's files (see :mod:`course_utils.tooling.sandbox`) scores
+   zero everywhere.
 4. :class:`RecordVerdicts` writes the same reason into the gradebook's comments.
 """
 
 from __future__ import annotations
 
+import ast
 import os
 import sys
 import textwrap
+from pathlib import Path
 
 from nbformat.notebooknode import NotebookNode
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
-from traitlets import Unicode
+from traitlets import Bool, Unicode
 
 from .safeguard_scan import scan_source
+from .sandbox import PACKAGE_DIR, Watch, Workspace, sandboxed, site_dirs
+from .trusted import rewrite_imports
 
 META_KEY = "course_safeguard"
 ERROR_NAME = "FlaggedByGrader"
@@ -47,6 +54,13 @@ def describe_flags(flags: list[dict]) -> str:
     """One paragraph per flagged cell, for comments, feedback and ``grade``'s output."""
     parts = []
     for flag in flags:
+        if flag.get("tampered"):
+            items = "; ".join(f["reason"] for f in flag["findings"])
+            parts.append(
+                "The submission changed files that grading relies on, so every test scores "
+                f"zero until an instructor reviews it: {items}"
+            )
+            continue
         where = f"exercise {flag['grade_id']!r}" if flag.get("solution") else "a cell you added"
         items = "; ".join(
             f"line {f['line']}: {f['construct']} ({f['reason']})" for f in flag["findings"]
@@ -73,6 +87,8 @@ def _neutralised(source: str, findings: list[dict]) -> str:
 class ScanSubmission(NbGraderPreprocessor):
     """Flag and neutralise learner code that reaches into the kernel or the grader."""
 
+    scan = Bool(True, help="False: only point test cells at the grader's checks").tag(config=True)
+
     def preprocess(self, nb: NotebookNode, resources: dict):
         info = resources["nbgrader"]
         trusted: dict[str, str] = {}
@@ -89,7 +105,13 @@ class ScanSubmission(NbGraderPreprocessor):
             meta = _nbgrader_meta(cell)
             grade_id = meta.get("grade_id")
             if grade_id in trusted and cell.source == trusted[grade_id]:
+                if meta.get("grade") and not meta.get("solution"):
+                    # A test cell takes the checks from the grader, not from the kernel's
+                    # modules (which the learner's code could have replaced).
+                    cell.source = rewrite_imports(cell.source)
                 continue  # the instructor's own code, restored by OverwriteCells
+            if not self.scan:
+                continue
             try:
                 findings = [
                     {"line": f.line, "construct": f.construct, "reason": f.reason}
@@ -112,6 +134,7 @@ class ScanSubmission(NbGraderPreprocessor):
                     "solution": bool(meta.get("solution")),
                     "first_line": _first_line(cell.source),
                     "findings": findings,
+                    "defines": _defined_names(cell.source),
                 }
             )
             cell.source = _neutralised(cell.source, findings)
@@ -120,23 +143,101 @@ class ScanSubmission(NbGraderPreprocessor):
         return nb, resources
 
 
+def _defined_names(source: str) -> list[str] | None:
+    """Names a cell binds at its top level (None when it cannot be parsed: assume any)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return None
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+            continue
+        for inner in ast.walk(node):
+            if isinstance(inner, ast.Name) and isinstance(inner.ctx, (ast.Store, ast.Del)):
+                names.add(inner.id)
+            elif isinstance(inner, (ast.Import, ast.ImportFrom)):
+                names.update((a.asname or a.name).split(".")[0] for a in inner.names)
+    return sorted(names)
+
+
+def _used_names(source: str) -> set[str] | None:
+    """Names a test cell uses but does not bind itself (test cells import what they use)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return None
+    own = set(_defined_names(source) or [])
+    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} - own
+
+
+def _costs(flag: dict, index: int, exercise: str | None, source: str) -> bool:
+    """Does the flag cost the test cell at ``index`` (of ``exercise``) its marks?"""
+    if flag.get("tampered"):
+        return True  # it changed the grader's files: nothing it touched can be trusted
+    if flag.get("solution") and flag.get("grade_id") == exercise:
+        return True  # the exercise's own code was not run
+    if index < flag["cell"]:
+        return False
+    defines, used = flag.get("defines"), _used_names(source)
+    if defines is None or used is None:
+        return True
+    return bool(used & set(defines))  # the test needs what the flagged cell would define
+
+
 class _LimitsMixin:
-    """Start the kernel under a memory ceiling (POSIX), with the grading profile set."""
+    """Start the kernel under a memory ceiling (POSIX), with the grading profile set, in the
+    submission's :class:`~course_utils.tooling.sandbox.Workspace` (sandboxed where possible),
+    through :mod:`course_utils.tooling.kernel_boot` (the trusted checks)."""
 
     course_profile = "smoke"
+    course_workspace: Workspace | None = None
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        workspace = self.course_workspace
+        if workspace is not None and workspace.sandboxed:
+            # No network in the sandbox: the kernel's sockets are Unix sockets in its folder.
+            self.transport = "ipc"
+            self.ip = str(workspace.ipc / "kernel")
+            self.connection_file = str(workspace.ipc / "kernel.json")
+
+    @property
+    def kernel_spec(self):
+        spec = super().kernel_spec
+        workspace = self.course_workspace
+        if spec is not None and workspace is not None and workspace.sandboxed:
+            # A signal to the sandbox would not reach the kernel (its own session and pid
+            # namespace); ipykernel interrupts itself on a control message instead.
+            spec.interrupt_mode = "message"
+        return spec
 
     def format_kernel_cmd(self, extra_arguments=None):
-        cmd = super().format_kernel_cmd(extra_arguments)
+        cmd = _booted(super().format_kernel_cmd(extra_arguments))
         limit = kernel_memory_limit() or 0
+        workspace = self.course_workspace
+        env = [f"{k}={v}" for k, v in workspace.environment().items()] if workspace else []
         return [
             sys.executable,
             "-m",
             "course_utils.tooling.kernel_limits",
             str(limit),
             self.course_profile,
+            *env,
             "--",
-            *cmd,
+            *(workspace.wrap(cmd) if workspace else cmd),
         ]
+
+
+def _booted(cmd: list[str]) -> list[str]:
+    """The kernel command with ipykernel's launcher replaced by the course's boot module."""
+    for index in range(len(cmd) - 1):
+        if cmd[index] == "-m" and cmd[index + 1] == "ipykernel_launcher":
+            return [*cmd[: index + 1], "course_utils.tooling.kernel_boot", *cmd[index + 2 :]]
+    raise RuntimeError(
+        f"the grading kernel must be ipykernel (python -m ipykernel_launcher), not {cmd!r}"
+    )
 
 
 def kernel_memory_limit() -> int | None:
@@ -156,11 +257,12 @@ def kernel_memory_limit() -> int | None:
     return int(physical * 0.6)
 
 
-def _limited_manager(profile: str):
+def _limited_manager(profile: str, workspace: Workspace | None = None):
     from jupyter_client.manager import AsyncKernelManager
 
     class LimitedKernelManager(_LimitsMixin, AsyncKernelManager):
         course_profile = profile
+        course_workspace = workspace
 
     return LimitedKernelManager
 
@@ -169,11 +271,79 @@ class GuardedExecute(Execute):
     """nbgrader's Execute, with a memory ceiling and survival of a dying kernel."""
 
     profile = Unicode("smoke", help="COURSE_PROFILE for the grading kernel").tag(config=True)
+    protect = Bool(True, help="sandbox (or watch) the kernel; False: plain nbgrader").tag(
+        config=True
+    )
+    course_root = Unicode("", help="the course folder whose solutions/ to protect").tag(config=True)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.kernel_manager_class = _limited_manager(self.profile)
         self._kernel_dead_at: int | None = None
+
+    def _course_paths(self, resources: dict) -> tuple[Path, list[Path], Path | None]:
+        """(course root, folders holding solutions, gradebook file) of this grading run."""
+        course = self.config.get("CourseDirectory", {})
+        root = Path(course.get("root", os.getcwd())).resolve()
+        sources = [root / course.get("source_directory", "source"), root / "solutions"]
+        if self.course_root:
+            sources.append(Path(self.course_root) / "solutions")
+        package_root = PACKAGE_DIR.parent
+        if (package_root / "solutions").is_dir():
+            sources.append(package_root / "solutions")
+        db_url = (resources or {}).get("nbgrader", {}).get("db_url", "")
+        gradebook = Path(db_url[len("sqlite:///") :]) if db_url.startswith("sqlite:///") else None
+        return root, sources, gradebook
+
+    def preprocess(self, nb, resources=None, km=None):
+        """Run the notebook in a fresh workspace: sandboxed, or watched and restored after."""
+        if not self.protect:
+            self.kernel_manager_class = _limited_manager(self.profile)
+            return super().preprocess(nb, resources, km)
+        sandbox = sandboxed(self.log)
+        root, sources, gradebook = self._course_paths(resources)
+        notebook_dir = (resources or {}).get("metadata", {}).get("path") or os.getcwd()
+        hidden = [root, Path(notebook_dir), Path.cwd(), *sources]
+        if self.course_root:
+            hidden.append(Path(self.course_root))
+        if (PACKAGE_DIR.parent / "solutions").is_dir():
+            hidden.append(PACKAGE_DIR.parent)  # the course folder the package lives in
+        workspace = Workspace.create(hidden, sandboxed=sandbox)
+        watch = None
+        if not sandbox:
+            watch = Watch(
+                trees=[PACKAGE_DIR, workspace.lib, *sources],
+                files=[gradebook] if gradebook else [],
+                pth_dirs=site_dirs(),
+            )
+        self.kernel_manager_class = _limited_manager(self.profile, workspace)
+        self._kernel_dead_at = None
+        try:
+            nb, resources = super().preprocess(nb, resources, km)
+        finally:
+            changes = watch.restore() if watch else []
+            workspace.remove()
+        if changes:
+            self.log.warning("safeguard: the submission changed grader files: %s", changes)
+            nb.metadata.setdefault(META_KEY, {}).setdefault("flags", []).append(
+                {
+                    "cell": -1,
+                    "grade_id": None,
+                    "solution": False,
+                    "first_line": "",
+                    "tampered": True,
+                    "findings": [
+                        {
+                            "line": 0,
+                            "construct": "changed files the grader relies on",
+                            "reason": "; ".join(changes[:5])
+                            + (f" and {len(changes) - 5} more" if len(changes) > 5 else "")
+                            + " (undone)",
+                        }
+                    ],
+                }
+            )
+        return nb, resources
 
     def preprocess_cell(self, cell, resources, index):
         # nbclient's execute_cell is bound to its own coroutine, so recovery lives here, in
@@ -214,9 +384,8 @@ class ApplyVerdicts(NbGraderPreprocessor):
 
     def preprocess(self, nb: NotebookNode, resources: dict):
         flags = nb.metadata.get(META_KEY, {}).get("flags", [])
-        first = min((f["cell"] for f in flags), default=None)
         reason = describe_flags(flags)
-        affected: list[str] = []  # exercises (solution cell ids) whose tests come after a flag
+        affected: list[str] = []  # exercises (solution cell ids) that a flag costs marks
         exercise = None
         for index, cell in enumerate(nb.cells):
             meta = _nbgrader_meta(cell)
@@ -231,17 +400,32 @@ class ApplyVerdicts(NbGraderPreprocessor):
                 if output.get("output_type") == "stream" and output.get("name") == "stderr":
                     output = NotebookNode(dict(output, name="stdout"))
                 outputs.append(output)
-            if first is not None and index > first:
+            # A flagged cell was not run, so it compromised nothing after it: it costs its
+            # own exercise and the tests that need what it defines, not every later test.
+            costly = [f for f in flags if _costs(f, index, exercise, cell.source)]
+            if costly:
                 outputs.append(
                     _error_output(
                         ERROR_NAME,
                         "this test scores zero until an instructor reviews the submission. "
-                        + reason,
+                        + describe_flags(costly),
                     )
                 )
                 if exercise and exercise not in affected:
                     affected.append(exercise)
             cell.outputs = outputs
+        if flags and not affected:
+            # Nothing lost marks, but an instructor still reviews it: note it on the exercise
+            # nearest before the first flagged cell.
+            first = min(f["cell"] for f in flags)
+            nearest = None
+            for index, cell in enumerate(nb.cells):
+                meta = _nbgrader_meta(cell)
+                if meta.get("solution") and meta.get("grade_id"):
+                    if nearest is None or index <= first:
+                        nearest = meta["grade_id"]
+            if nearest:
+                affected.append(nearest)
         # Later steps of this pass (RecordVerdicts) read this; the notebook's own metadata
         # is cleared before then.
         resources[META_KEY] = {"flags": flags, "affected": affected, "reason": reason}

@@ -178,6 +178,15 @@ _R_GRADER_FILES = (
     "This string names a notebook or grading file (`{word}`); reading or writing those files "
     "could reveal hidden tests or change grades, so graded work must not refer to them."
 )
+_R_COMPUTED_WRITE = (
+    "Writing to a file whose path is computed at run time is how the grader's own files are "
+    "reached; graded work should not write files (if you must, use a fixed name such as "
+    "open('notes.txt', 'w'))."
+)
+_R_MOCK = (
+    "`mock` (imported by a test cell) replaces functions everywhere, including in the "
+    "tests; graded work must not use it."
+)
 _R_FILE_CODE = (
     "Writing a Python source file from graded work can replace modules that the tests import; "
     "graded work must not create code files."
@@ -303,7 +312,6 @@ _FORBIDDEN_MODULES = {
     "ctypes": "ctypes (native code)",
     "cffi": "cffi (native code)",
     "gc": "gc (garbage collector)",
-    "inspect": "inspect (frames and source introspection)",
     "importlib": "importlib",
     "imp": "imp",
     "code": "code (interactive interpreter)",
@@ -319,7 +327,6 @@ _FORBIDDEN_MODULES = {
     "threading": "threading",
     "_thread": "_thread",
     "multiprocessing": "multiprocessing",
-    "concurrent": "concurrent",
     "asyncio": "asyncio",
     "types": "types (functions, code and module objects)",
     "runpy": "runpy",
@@ -344,6 +351,21 @@ _FORBIDDEN_MODULES = {
     "__main__": "__main__ (the notebook namespace)",
 }
 # Imports allowed from otherwise flagged modules: display helpers only.
+# inspect: what describes a function or class is fine; frames and source are not (the
+# visitor flags every other attribute of inspect).
+_INSPECT_OK = frozenset(
+    {"signature", "Signature", "Parameter", "isclass", "isfunction", "ismethod", "isgenerator",
+     "iscoroutinefunction", "isabstract", "getdoc", "cleandoc", "getmro", "BoundArguments"}
+)  # fmt: skip
+# concurrent.futures: pools whose threads end with the ``with`` block; nothing else of it.
+_CONCURRENT_OK = frozenset(
+    {"futures", "ThreadPoolExecutor", "ProcessPoolExecutor", "as_completed", "wait", "Future",
+     "FIRST_COMPLETED", "ALL_COMPLETED", "TimeoutError"}
+)  # fmt: skip
+# Objects whose attributes may be read with a name computed at run time
+# (``getattr(torch.backends, name).is_available()``): libraries, not the interpreter.
+_COMPUTED_GETATTR_ROOTS = frozenset({"torch", "nn", "F", "np", "numpy", "math", "string"})
+
 _ALLOWED_FROM_IMPORTS = {
     "types": frozenset({"SimpleNamespace"}),
     "IPython.display": frozenset(
@@ -631,7 +653,6 @@ _FAKE_DUNDERS = frozenset(
         "__gt__",
         "__ge__",
         "__bool__",
-        "__hash__",
         "__torch_function__",
         "__torch_dispatch__",
         "__instancecheck__",
@@ -989,7 +1010,6 @@ _FORBIDDEN_WORDS = (
     "__gt__",
     "__ge__",
     "__bool__",
-    "__hash__",
     "__torch_function__",
     "__torch_dispatch__",
     "__instancecheck__",
@@ -1008,6 +1028,13 @@ _FORBIDDEN_WORD_RE = re.compile(
 _GRADER_FILE_RE = re.compile(
     r"\.ipynb\b|(?<![A-Za-z0-9_])(?:gradebook|autograded|nbgrader_config)(?![A-Za-z0-9_])"
 )
+# Calls that open, copy, move or remove files: a grading file's name there is flagged.
+_FILE_CALLS = frozenset(
+    {"open", "Path", "PurePath", "read_text", "read_bytes", "write_text", "write_bytes",
+     "copy", "copy2", "copyfile", "copytree", "move", "rename", "replace", "unlink", "remove",
+     "rmtree", "connect", "load", "save", "loads", "glob", "rglob", "listdir", "scandir",
+     "walk", "exists", "is_file"}
+)  # fmt: skip
 _CODE_FILE_RE = re.compile(r"\.(?:py|pyc|pyd|so)\s*$")
 _CODE_FILE_CALLS = frozenset(
     {

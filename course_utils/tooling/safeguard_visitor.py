@@ -18,6 +18,8 @@ from .safeguard_rules import (
     _ALLOWED_MODULE_SETTINGS,
     _CODE_FILE_CALLS,
     _CODE_FILE_RE,
+    _COMPUTED_GETATTR_ROOTS,
+    _CONCURRENT_OK,
     _DEFAULT_ALIASES,
     _DEFAULT_FORBIDDEN_NAMES,
     _DUNDER_NAME_OK,
@@ -26,6 +28,7 @@ from .safeguard_rules import (
     _ENUM_BASES,
     _EXEC_NAMES,
     _FAKE_DUNDERS,
+    _FILE_CALLS,
     _FORBIDDEN_BASES,
     _FORBIDDEN_MODULES,
     _FORBIDDEN_SUBMODULES,
@@ -36,6 +39,7 @@ from .safeguard_rules import (
     _GRADER_FILE_RE,
     _HOOK_ATTRS,
     _INDIRECT_OK,
+    _INSPECT_OK,
     _IPYTHON_ATTRS,
     _LENIENT_BUILTINS,
     _MAX_MAGIC_DEPTH,
@@ -51,6 +55,7 @@ from .safeguard_rules import (
     _PASSABLE_MODULES,
     _R_BREAKPOINT,
     _R_BUILTINS,
+    _R_COMPUTED_WRITE,
     _R_DUNDER,
     _R_DUNDER_NAME,
     _R_DUNDER_STORE,
@@ -71,6 +76,7 @@ from .safeguard_rules import (
     _R_IPYTHON,
     _R_MAGIC,
     _R_METACLASS,
+    _R_MOCK,
     _R_MODULE_PASSED,
     _R_MONKEYPATCH,
     _R_NAMESPACE,
@@ -401,8 +407,10 @@ class _Visitor(ast.NodeVisitor):
                 else:
                     return None
         last = path.rsplit(".", 1)[-1]
-        if last in ("sys", "os", "gc", "threading", "events", "torch", "hub"):
+        if last in ("sys", "os", "gc", "threading", "events", "torch", "hub", "inspect", "mock"):
             return last
+        if path in ("concurrent", "concurrent.futures"):
+            return path
         return None
 
     def _self_available(self, name: str) -> bool:
@@ -859,6 +867,12 @@ class _Visitor(ast.NodeVisitor):
             return target, _R_GC
         elif kind == "events" and attr in ("register", "unregister"):
             return target, _R_IPYTHON
+        elif kind == "mock":
+            return target, _R_MOCK
+        elif kind == "inspect" and attr not in _INSPECT_OK:
+            return target, _R_FRAME
+        elif kind in ("concurrent", "concurrent.futures") and attr not in _CONCURRENT_OK:
+            return target, _R_IMPORT.format(what=f"concurrent ({attr})")
         elif kind == "torch" and attr in ("library", "package"):
             return target, _R_PRIVATE.format(target=target)
         elif kind == "hub" and attr in ("load", "load_state_dict_from_url", "list", "help"):
@@ -882,10 +896,8 @@ class _Visitor(ast.NodeVisitor):
                 word = match.group(0)
                 self._flag(node, f"string naming {word}", _R_STRING.format(word=word))
                 return
-            match = _GRADER_FILE_RE.search(value)
-            if match:
-                word = match.group(0)
-                self._flag(node, f"string naming {word}", _R_GRADER_FILES.format(word=word))
+            # A notebook's or grading file's name is flagged only where a file is opened,
+            # copied or removed (visit_Call): printing "open lab 01.ipynb" is fine.
 
     # ---------------------------------------------------------------- stores (monkeypatching)
 
@@ -976,12 +988,37 @@ class _Visitor(ast.NodeVisitor):
             self._flag(func, "type() with three arguments", _R_DYNAMIC_CLASS)
         self._check_call_extras(node)
         self._check_module_args(node, name)
+        self._check_file_call(node)
         if visit_func:
             self.visit(func)
         for arg in node.args:
             self.visit(arg)
         for kw in node.keywords:
             self.visit(kw.value)
+
+    def _check_file_call(self, node: ast.Call) -> None:
+        """Files: a grading file named where one is opened, copied or removed; writing to a
+        path computed at run time (the grader's files are found that way)."""
+        func = node.func
+        callee = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
+        if callee not in _FILE_CALLS:
+            return
+        values = [a for a in node.args if not isinstance(a, ast.Starred)]
+        values += [k.value for k in node.keywords]
+        for value in values:
+            for inner in ast.walk(value):
+                if isinstance(inner, ast.Constant) and isinstance(inner.value, str):
+                    match = _GRADER_FILE_RE.search(inner.value)
+                    if match:
+                        word = match.group(0)
+                        self._flag(inner, f"file {word}", _R_GRADER_FILES.format(word=word))
+                        return
+        if callee == "open" and node.args and not isinstance(node.args[0], ast.Constant):
+            mode = node.args[1] if len(node.args) > 1 else None
+            mode = mode or next((k.value for k in node.keywords if k.arg == "mode"), None)
+            if isinstance(mode, ast.Constant) and isinstance(mode.value, str):
+                if set(mode.value) & set("wax+"):
+                    self._flag(node, "open(<computed path>, 'w')", _R_COMPUTED_WRITE)
 
     def _check_module_args(self, node: ast.Call, name: str | None) -> None:
         callee = name or (node.func.id if isinstance(node.func, ast.Name) else None)
@@ -1011,7 +1048,12 @@ class _Visitor(ast.NodeVisitor):
         obj, attr = args[0], args[1]
         root = _root_name(obj)
         if not _is_str(attr):
-            if not (root is not None and self._self_available(root)):
+            library = (
+                name in ("getattr", "hasattr")
+                and root in _COMPUTED_GETATTR_ROOTS
+                and not self._is_local(root)
+            )
+            if not library and not (root is not None and self._self_available(root)):
                 self._flag(
                     node.func,
                     f"{name} with a computed name",

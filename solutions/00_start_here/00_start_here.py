@@ -20,7 +20,7 @@
 # %%
 from course_utils.tooling import doctor
 
-doctor.report()
+ready_for_the_course = doctor.report()  # True when every line has a ✓
 
 # %% [markdown]
 # ## 2. How the labs work
@@ -30,12 +30,17 @@ doctor.report()
 #
 # ```python
 # # YOUR CODE HERE
-# raise NotImplementedError()
+# raise NotImplementedError("Exercise 1 (pick_device): replace this line with your code")
 # ```
 #
 # Replace those two lines with your code. The cell right after an exercise is its **test**:
 # run it to check your work. When it passes it prints a line starting with `✓`; when it
-# fails it tells you what was expected, what your code returned, and gives a hint.
+# fails it tells you what was expected, what your code returned, and gives a hint. When a
+# test fails because an *earlier* exercise is wrong, it says so: fix that one first.
+#
+# Cells further down that use your exercises wait for them: until the exercise is done they
+# print one line, such as "⏳ Finish exercise 2 (bigram_counts, `bigram_counts`) to see this",
+# instead of an error. Run them again once it passes.
 #
 # Some things to know:
 #
@@ -45,8 +50,8 @@ doctor.report()
 # - **Check your own work** at any time, from a terminal in the course folder:
 #   `python -m course_utils grade notebooks/00_start_here/00_start_here.ipynb`. It grades a
 #   copy of your notebook exactly as an instructor would, and never changes your file.
-# - **Hints.** Each exercise has a hint behind a "Hint" line you can click open. The
-#   grader also prints the hint of every test that fails.
+# - **Hints.** Each exercise has a hint behind a "Hint" line you can click open, and a test
+#   that fails prints the hint for the check that failed. The grader prints them too.
 # - **Cells you cannot edit.** Explanations, tests and set-up code are locked, so that
 #   grading is fair for everyone. To experiment, add a new cell below (press `B`), copy code
 #   into it and change what you like: added cells never hurt your grade, as long as they do
@@ -71,6 +76,10 @@ print("profile:", course_utils.current_profile())
 #   `torch.device("mps")` if `torch.backends.mps.is_available()`, else `torch.device("cpu")`;
 # - with `prefer` set to `"cpu"`, `"cuda"` or `"mps"`: return that device if it is available,
 #   and raise a `RuntimeError` that names it if it is not.
+#
+# The visible test checks the device this computer really has and `prefer="cpu"`. The grader
+# also checks, by pretending a GPU or a Mac is present, the fallback order and the
+# `RuntimeError` for a device that is missing.
 #
 # <details><summary>Hint</summary>
 #
@@ -124,7 +133,12 @@ elif torch.backends.mps.is_available():
 else:
     expected = torch.device("cpu")
 check_equal(str(device), str(expected), name="pick_device()")
-check_equal(str(pick_device("cpu")), "cpu", name='pick_device("cpu")')
+check_equal(
+    str(pick_device("cpu")),
+    "cpu",
+    name='pick_device("cpu")',
+    hint='With prefer set, return torch.device(prefer) when it is available: "cpu" always is.',
+)
 print("✓ pick_device: visible tests passed; you are on", device)
 
 ### BEGIN HIDDEN TESTS
@@ -133,19 +147,39 @@ with (
     mock.patch("torch.backends.mps.is_available", return_value=True),
 ):
     check_equal(str(pick_device()), "cuda", name="pick_device() with a CUDA GPU present")
-    check_equal(str(pick_device("mps")), "mps", name='pick_device("mps") on a Mac')
+    check_equal(
+        str(pick_device("mps")),
+        "mps",
+        name='pick_device("mps") on a Mac',
+        hint="With prefer set, return torch.device(prefer) when it is available, even if "
+        "CUDA is there too.",
+    )
 with (
     mock.patch("torch.cuda.is_available", return_value=False),
     mock.patch("torch.backends.mps.is_available", return_value=True),
 ):
     check_equal(str(pick_device()), "mps", name="pick_device() on a Mac")
-    check_raises(RuntimeError, pick_device, "cuda", name='pick_device("cuda") without a GPU')
+    check_raises(
+        RuntimeError,
+        pick_device,
+        "cuda",
+        name='pick_device("cuda") without a GPU',
+        hint="When the preferred device is not available, raise RuntimeError naming it "
+        "instead of falling back to another device.",
+    )
 with (
     mock.patch("torch.cuda.is_available", return_value=False),
     mock.patch("torch.backends.mps.is_available", return_value=False),
 ):
     check_equal(str(pick_device()), "cpu", name="pick_device() with no GPU")
-    check_raises(RuntimeError, pick_device, "mps", name='pick_device("mps") without a Mac GPU')
+    check_raises(
+        RuntimeError,
+        pick_device,
+        "mps",
+        name='pick_device("mps") without a Mac GPU',
+        hint="When the preferred device is not available, raise RuntimeError naming it "
+        "instead of falling back to another device.",
+    )
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -219,6 +253,7 @@ for n, v in [(500, 7), (2, 4), (1, 5), (0, 3), (50, 1)]:
 # time. Adding 1 to every count ("smoothing") gives unseen pairs a small chance.
 
 # %%
+import course_utils
 from course_utils import data, seed_everything
 
 seed_everything(0)
@@ -226,10 +261,6 @@ text = data.load_corpus()
 chars = sorted(set(text))
 stoi = {c: i for i, c in enumerate(chars)}
 ids = torch.tensor([stoi[c] for c in text])
-counts = bigram_counts(ids, len(chars))
-probs = (counts + 1).float()
-probs = probs / probs.sum(dim=1, keepdim=True)
-print(f"{len(text):,} characters, {len(chars)} distinct; the table has {counts.numel():,} entries")
 
 
 def sample(start, length, generator=None):
@@ -239,7 +270,14 @@ def sample(start, length, generator=None):
     return "".join(chars[i] for i in out)
 
 
-print(sample("T", 200, torch.Generator().manual_seed(0)))
+if course_utils.ready("bigram_counts"):
+    counts = bigram_counts(ids, len(chars))
+    probs = (counts + 1).float()
+    probs = probs / probs.sum(dim=1, keepdim=True)
+    print(
+        f"{len(text):,} characters, {len(chars)} distinct; the table has {counts.numel():,} entries"
+    )
+    print(sample("T", 200, torch.Generator().manual_seed(0)))
 
 # %% [markdown]
 # It is not English, but it is not random either: spaces, short words and capital letters
@@ -248,15 +286,20 @@ print(sample("T", 200, torch.Generator().manual_seed(0)))
 # common characters: bright cells are likely pairs.
 
 # %%
+import matplotlib.pyplot as plt
+
 from course_utils.plots import plot_heatmap
 
-common = counts.sum(dim=1).argsort(descending=True)[:20].sort().values
-labels = [repr(chars[i])[1:-1] for i in common]
-ax = plot_heatmap(
-    probs[common][:, common], x_labels=labels, y_labels=labels, title="P(next | previous)"
-)
-ax.set_xlabel("next character")
-ax.set_ylabel("previous character")
+if course_utils.ready("bigram_counts"):
+    common = counts.sum(dim=1).argsort(descending=True)[:20].sort().values
+    labels = [repr(chars[i])[1:-1] for i in common]
+    ax = plot_heatmap(
+        probs[common][:, common], x_labels=labels, y_labels=labels, title="P(next | previous)"
+    )
+    ax.set_xlabel("next character")
+    ax.set_ylabel("previous character")
+    plt.show()
+
 # %% [markdown]
 # ## 6. Play with it
 #
@@ -282,10 +325,11 @@ def on_sample(_=None):
             print(sample(first, length_slider.value))
 
 
-button.on_click(on_sample)
-length_slider.observe(on_sample, names="value")
-display(widgets.VBox([widgets.HBox([start_box, length_slider, button]), output]))
-on_sample()
+if course_utils.ready("bigram_counts"):
+    button.on_click(on_sample)
+    length_slider.observe(on_sample, names="value")
+    display(widgets.VBox([widgets.HBox([start_box, length_slider, button]), output]))
+    on_sample()
 
 # %% [markdown]
 # ## What's next

@@ -329,6 +329,28 @@ out, weights = scaled_dot_product_attention(q, k, v, mask)
 expected_out, expected_weights = masked_reference(q, k, v, mask)
 check_tensor(weights, expected_weights, name="weights with a random (2, 3, 5, 5) mask", **TOL)
 check_tensor(out, expected_out, name="output with a random (2, 3, 5, 5) mask", **TOL)
+# A mask that broadcasts: (2, 1, 1, 5), the last two keys of the second sequence hidden.
+pad = torch.tensor([[True] * 5, [True] * 3 + [False] * 2])[:, None, None, :]
+out, weights = scaled_dot_product_attention(q, k, v, pad)
+expected_out, expected_weights = masked_reference(q, k, v, pad)
+check_tensor(weights, expected_weights, name="weights with a (2, 1, 1, 5) padding mask", **TOL)
+# A fully masked row: query 2 of batch 0, head 1 may see no key at all.
+rows = torch.ones(2, 3, 5, 5, dtype=torch.bool)
+rows[0, 1, 2] = False
+out, weights = scaled_dot_product_attention(q, k, v, rows)
+check_tensor(
+    weights[0, 1, 2],
+    torch.zeros(5),
+    name="weights of a fully masked row (must be zeros, not NaN)",
+    hint="After the softmax, set the masked weights to 0: weights.masked_fill(~mask, 0.0). "
+    "-1e9 instead of -inf would give this row uniform weights.",
+)
+check_tensor(
+    out[0, 1, 2],
+    torch.zeros(8),
+    name="output of a fully masked row (must be zeros, not NaN)",
+    hint="The output is weights @ v: once the weights of that row are 0, so is its output.",
+)
 print("✓ attention with masks: visible tests passed")
 
 ### BEGIN HIDDEN TESTS
@@ -396,24 +418,26 @@ for label, q_shape, k_shape, v_shape in [
 # keys 0 and 2. The last query is also forbidden to look at key 0.
 
 # %%
-keys = 3.0 * torch.eye(8)[:5]  # (T_k=5, D=8): five orthogonal keys
-queries = torch.stack([keys[4], keys[1], (keys[0] + keys[2]) / 2])  # (T_q=3, D=8)
-mask = torch.ones(3, 5, dtype=torch.bool)
-mask[2, 0] = False
-_, weights = scaled_dot_product_attention(queries, keys, keys, mask)
-fig, ax = plt.subplots(figsize=(6.5, 2.6))
-plot_heatmap(
-    weights,
-    ax=ax,
-    x_labels=[f"k{j}" for j in range(5)],
-    y_labels=["q0 = k4", "q1 = k1", "q2 = (k0 + k2) / 2"],
-    annotate=True,
-    vmin=0,
-    vmax=1,
-    xlabel="key",
-    ylabel="query",
-    title="attention weights: each row sums to 1",
-)
+if course_utils.ready("scaled_dot_product_attention"):
+    keys = 3.0 * torch.eye(8)[:5]  # (T_k=5, D=8): five orthogonal keys
+    queries = torch.stack([keys[4], keys[1], (keys[0] + keys[2]) / 2])  # (T_q=3, D=8)
+    mask = torch.ones(3, 5, dtype=torch.bool)
+    mask[2, 0] = False
+    _, weights = scaled_dot_product_attention(queries, keys, keys, mask)
+    fig, ax = plt.subplots(figsize=(6.5, 2.6))
+    plot_heatmap(
+        weights,
+        ax=ax,
+        x_labels=[f"k{j}" for j in range(5)],
+        y_labels=["q0 = k4", "q1 = k1", "q2 = (k0 + k2) / 2"],
+        annotate=True,
+        vmin=0,
+        vmax=1,
+        xlabel="key",
+        ylabel="query",
+        title="attention weights: each row sums to 1",
+    )
+    plt.show()
 
 # %% [markdown]
 # The first two queries find their key; the third would split its attention between keys
@@ -553,15 +577,16 @@ for label, ids, pad in cases:
 
 # %%
 torch.manual_seed(0)
-ids = torch.tensor([[11, 12, 13, 0, 0]])  # one text of 3 tokens, then 2 padding tokens
-keep = padding_mask(ids, pad_id=0)  # (1, 1, 1, 5), our convention: True = real token
-x = torch.randn(1, 5, 8)
 mha = nn.MultiheadAttention(embed_dim=8, num_heads=1, batch_first=True).eval()
-with torch.no_grad():
-    _, right = mha(x, x, x, key_padding_mask=~keep[:, 0, 0, :])  # flipped: True = padding
-    _, wrong = mha(x, x, x, key_padding_mask=keep[:, 0, 0, :])  # forgot to flip
-print("weights of query 0, mask flipped:    ", right[0, 0].numpy().round(3))
-print("weights of query 0, mask NOT flipped:", wrong[0, 0].numpy().round(3), " <- only padding")
+if course_utils.ready("padding_mask"):
+    ids = torch.tensor([[11, 12, 13, 0, 0]])  # one text of 3 tokens, then 2 padding tokens
+    keep = padding_mask(ids, pad_id=0)  # (1, 1, 1, 5), our convention: True = real token
+    x = torch.randn(1, 5, 8)
+    with torch.no_grad():
+        _, right = mha(x, x, x, key_padding_mask=~keep[:, 0, 0, :])  # flipped: True = padding
+        _, wrong = mha(x, x, x, key_padding_mask=keep[:, 0, 0, :])  # forgot to flip
+    print("weights of query 0, mask flipped:    ", right[0, 0].numpy().round(3))
+    print("weights of query 0, mask NOT flipped:", wrong[0, 0].numpy().round(3), "<- only padding")
 
 # %% [markdown]
 # ### Masks combine with `&`
@@ -578,17 +603,18 @@ print("weights of query 0, mask NOT flipped:", wrong[0, 0].numpy().round(3), " <
 # `nn.MultiheadAttention`.
 
 # %%
-ids = torch.tensor([[0, 0, 21, 22], [31, 32, 33, 34]])  # text 0 is padded on the left
-both = causal_mask(4) & padding_mask(ids, pad_id=0)  # (2, 1, 4, 4)
-print("combined mask for text 0 (rows are queries):")
-print(both[0, 0].int())
-x = torch.randn(2, 4, 8)
-out, weights = scaled_dot_product_attention(x, x, x, both)
-print("your weights for text 0:\n", weights[0, 0].numpy().round(2))
-with torch.no_grad():
-    torch_out, _ = mha(x, x, x, attn_mask=~causal_mask(4), key_padding_mask=(ids == 0))
-print("NaN in your output:            ", bool(out.isnan().any()))
-print("NaN in nn.MultiheadAttention's:", bool(torch_out.isnan().any()))
+if course_utils.ready("scaled_dot_product_attention", "causal_mask", "padding_mask"):
+    ids = torch.tensor([[0, 0, 21, 22], [31, 32, 33, 34]])  # text 0 is padded on the left
+    both = causal_mask(4) & padding_mask(ids, pad_id=0)  # (2, 1, 4, 4)
+    print("combined mask for text 0 (rows are queries):")
+    print(both[0, 0].int())
+    x = torch.randn(2, 4, 8)
+    out, weights = scaled_dot_product_attention(x, x, x, both)
+    print("your weights for text 0:\n", weights[0, 0].numpy().round(2))
+    with torch.no_grad():
+        torch_out, _ = mha(x, x, x, attn_mask=~causal_mask(4), key_padding_mask=(ids == 0))
+    print("NaN in your output:            ", bool(out.isnan().any()))
+    print("NaN in nn.MultiheadAttention's:", bool(torch_out.isnan().any()))
 
 # %% [markdown]
 # ## 7. Three architectures, three mask patterns
@@ -625,40 +651,48 @@ gpt_words = ["The", "cat", "sat", "on", "the", "mat"]
 src_words = ["le", "chat", "noir", "dort", "[PAD]", "[PAD]"]
 tgt_words = ["<s>", "the", "black", "cat", "sleeps"]
 
-bert_keys = padding_mask(to_ids(bert_words), pad_id=0)[0, 0]  # (1, 6): which keys are real
-src_keys = padding_mask(to_ids(src_words), pad_id=0)[0, 0]  # (1, 6)
-panels = [  # (title, mask, query words down the side, key words along the bottom)
-    (
-        "Type C (BERT)\nencoder: bidirectional + padding",
-        bert_keys.expand(6, 6),
-        bert_words,
-        bert_words,
-    ),
-    ("Type B (GPT)\ndecoder: causal", causal_mask(6), gpt_words, gpt_words),
-    ("Type A: encoder\nself-attention, bidirectional", src_keys.expand(6, 6), src_words, src_words),
-    ("Type A: decoder\nself-attention, causal", causal_mask(5), tgt_words, tgt_words),
-    (
-        "Type A: cross-attention\ndecoder queries -> encoder keys",
-        src_keys.expand(5, 6),
-        tgt_words,
-        src_words,
-    ),
-]
-fig = plot_masks(
-    {title: mask for title, mask, _, _ in panels},
-    y_labels={title: rows for title, _, rows, _ in panels},
-    x_labels={title: cols for title, _, _, cols in panels},
-    true_label="may attend",
-    false_label="hidden",
-    size=3.2,
-)
+if course_utils.ready("causal_mask", "padding_mask"):
+    bert_keys = padding_mask(to_ids(bert_words), pad_id=0)[0, 0]  # (1, 6): which keys are real
+    src_keys = padding_mask(to_ids(src_words), pad_id=0)[0, 0]  # (1, 6)
+    panels = [  # (title, mask, query words down the side, key words along the bottom)
+        (
+            "Type C (BERT)\nencoder: bidirectional + padding",
+            bert_keys.expand(6, 6),
+            bert_words,
+            bert_words,
+        ),
+        ("Type B (GPT)\ndecoder: causal", causal_mask(6), gpt_words, gpt_words),
+        (
+            "Type A: encoder\nself-attention, bidirectional",
+            src_keys.expand(6, 6),
+            src_words,
+            src_words,
+        ),
+        ("Type A: decoder\nself-attention, causal", causal_mask(5), tgt_words, tgt_words),
+        (
+            "Type A: cross-attention\ndecoder queries -> encoder keys",
+            src_keys.expand(5, 6),
+            tgt_words,
+            src_words,
+        ),
+    ]
+    fig = plot_masks(
+        {title: mask for title, mask, _, _ in panels},
+        y_labels={title: rows for title, _, rows, _ in panels},
+        x_labels={title: cols for title, _, _, cols in panels},
+        true_label="may attend",
+        false_label="hidden",
+        size=3.2,
+    )
+    plt.show()
 
 # %% [markdown]
 # Things to notice:
 #
 # - In the encoders (1st and 3rd panels) the padding columns are empty: no one reads
-#   padding. The padding *rows* are full: a padding query's output is ignored later, and
-#   letting it attend somewhere avoids fully masked rows.
+#   padding. The padding *rows* are not hidden: a `[PAD]` query still reads every real
+#   token (only the padding columns stay empty). Its output is ignored later, and letting
+#   it attend somewhere avoids fully masked rows.
 # - The causal masks (2nd and 4th) are lower triangles: "The" sees only itself, "mat"
 #   sees the whole sentence. Nothing hides padding there because these texts have none.
 # - Cross-attention (5th) is a 5 × 6 rectangle, and it is **not causal**: while writing
@@ -774,35 +808,37 @@ for label, shape, n_heads in [
 # `view` would give head 0 the rows of tokens 0 and 1, cut in half.)
 
 # %%
-demo = (10 * torch.arange(4)[:, None] + torch.arange(8)[None, :]).float()[None]  # (1, 4, 8)
-fig, axes = plt.subplots(1, 3, figsize=(12, 2.8), gridspec_kw={"width_ratios": [2, 1, 1]})
-tokens = [f"token {t}" for t in range(4)]
-plot_heatmap(
-    demo[0],
-    ax=axes[0],
-    y_labels=tokens,
-    annotate=True,
-    fmt="{:.0f}",
-    colorbar=False,
-    cmap="tab20c",
-    xlabel="channel",
-    title="x: (B=1, T=4, C=8)",
-)
-for h, ax in enumerate(axes[1:]):
+if course_utils.ready("split_heads"):
+    demo = (10 * torch.arange(4)[:, None] + torch.arange(8)[None, :]).float()[None]  # (1, 4, 8)
+    fig, axes = plt.subplots(1, 3, figsize=(12, 2.8), gridspec_kw={"width_ratios": [2, 1, 1]})
+    tokens = [f"token {t}" for t in range(4)]
     plot_heatmap(
-        split_heads(demo, 2)[0, h],
-        ax=ax,
+        demo[0],
+        ax=axes[0],
         y_labels=tokens,
         annotate=True,
         fmt="{:.0f}",
         colorbar=False,
         cmap="tab20c",
-        vmin=0,
-        vmax=37,
-        xlabel="channel within the head",
-        title=f"split_heads(x, 2)[0, {h}]: (T=4, D=4)",
+        xlabel="channel",
+        title="x: (B=1, T=4, C=8)",
     )
-fig.tight_layout()
+    for h, ax in enumerate(axes[1:]):
+        plot_heatmap(
+            split_heads(demo, 2)[0, h],
+            ax=ax,
+            y_labels=tokens,
+            annotate=True,
+            fmt="{:.0f}",
+            colorbar=False,
+            cmap="tab20c",
+            vmin=0,
+            vmax=37,
+            xlabel="channel within the head",
+            title=f"split_heads(x, 2)[0, {h}]: (T=4, D=4)",
+        )
+    fig.tight_layout()
+    plt.show()
 
 # %% [markdown]
 # ## 9. Exercise: multi-head attention
@@ -1036,9 +1072,6 @@ out, weights = mine(x, context)
 expected_out, expected_weights = torch_reference(theirs, x, context, {})
 check_tensor(weights, expected_weights, name="cross-attention weights, T_q=3, T_k=7", **TOL)
 check_tensor(out, expected_out, name="cross-attention output, T_q=3, T_k=7", **TOL)
-print("✓ multi_head cross-attention: visible tests passed")
-
-### BEGIN HIDDEN TESTS
 # The context's padding, and a context that is all padding (a fully masked row for every query).
 src = torch.tensor([[5, 6, 7, 8, 0, 0, 0], [0, 0, 0, 0, 0, 0, 0]])
 keep = (src != 0)[:, None, None, :]  # (2, 1, 1, 7)
@@ -1048,9 +1081,24 @@ expected_out, expected_weights = torch_reference(
     theirs, x, context, dict(key_padding_mask=(src == 0)), empty_rows=empty
 )
 check_tensor(
-    weights, expected_weights, name="cross-attention weights, context padded / all padding", **TOL
+    weights,
+    expected_weights,
+    name="cross-attention weights, context padded / all padding",
+    hint="Pass the mask to your attention unchanged; fully masked rows give zero weights.",
+    **TOL,
 )
 check_tensor(out, expected_out, name="cross-attention output, context padded / all padding", **TOL)
+error = check_raises(
+    ValueError,
+    MultiHeadAttention,
+    10,
+    4,
+    name="MultiHeadAttention(10, 4)",
+    hint="10 channels cannot be cut into 4 equal heads: raise ValueError",
+)
+print("✓ multi_head cross-attention: visible tests passed")
+
+### BEGIN HIDDEN TESTS
 # One query against many keys, and many queries against one key; a batch of one.
 for label, tq, tk, b in [
     ("T_q=1, T_k=9", 1, 9, 2),
@@ -1063,14 +1111,6 @@ for label, tq, tk, b in [
     expected_out, expected_weights = torch_reference(theirs, xq, ctx, {})
     check_tensor(weights, expected_weights, name=f"cross-attention weights, {label}", **TOL)
     check_tensor(out, expected_out, name=f"cross-attention output, {label}", **TOL)
-error = check_raises(
-    ValueError,
-    MultiHeadAttention,
-    10,
-    4,
-    name="MultiHeadAttention(10, 4)",
-    hint="10 channels cannot be cut into 4 equal heads: raise ValueError",
-)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -1081,14 +1121,16 @@ error = check_raises(
 # %%
 from course_utils import layers
 
-torch.manual_seed(0)
-yours = MultiHeadAttention(32, 4)
-course = layers.MultiHeadAttention(32, 4)
-course.load_state_dict(yours.state_dict())
-x = torch.randn(2, 10, 32)
-with torch.no_grad():
-    difference = (yours(x, mask=causal_mask(10))[0] - course(x, is_causal=True)[0]).abs().max()
-print(f"largest difference from course_utils.layers.MultiHeadAttention: {difference:.1e}")
+if course_utils.ready("MultiHeadAttention", "causal_mask"):
+    torch.manual_seed(0)
+    yours = MultiHeadAttention(32, 4)
+    course = layers.MultiHeadAttention(32, 4)
+    course.load_state_dict(yours.state_dict())
+    x = torch.randn(2, 10, 32)
+    with torch.no_grad():
+        mine_out = yours(x, mask=causal_mask(10))[0]
+        difference = (mine_out - course(x, is_causal=True)[0]).abs().max()
+    print(f"largest difference from course_utils.layers.MultiHeadAttention: {difference:.1e}")
 
 # %% [markdown]
 # ## 10. What do trained heads look at?
@@ -1097,8 +1139,9 @@ print(f"largest difference from course_utils.layers.MultiHeadAttention: {differe
 # Below, a tiny **GPT** (Type B) is built from the course's layers: embeddings, a few
 # transformer blocks (each one a multi-head attention like yours, with a causal mask, and
 # a small feed-forward network; lab 03 builds them), and an output layer that predicts the
-# next character. It reads the course's corpus one character at a time and trains for a
-# few hundred steps. That takes seconds when grading, under a minute on a laptop CPU.
+# next character. It reads the course's corpus one character at a time and trains for
+# 500 steps (40 when grading). That takes seconds when grading, under a minute on a
+# laptop CPU.
 
 # %%
 import copy
@@ -1208,8 +1251,12 @@ for row, (name, m) in enumerate([("untrained", untrained), ("trained", model)]):
             ax.set_title(f"{name}: layer {layer}, head {head}", fontsize=9)
             ax.set_xticks([])
             ax.set_yticks([])
+            ax.set_xlabel("key (looked at) →", fontsize=8)
+            if head == 0:
+                ax.set_ylabel("← query (looking)", fontsize=8)
 fig.suptitle(f"every head on {shown!r}", fontsize=10)
 fig.tight_layout()
+plt.show()
 
 # %% [markdown]
 # The untrained heads smear their attention over the whole past. The trained ones have
@@ -1284,6 +1331,8 @@ def draw(_=None):
             ylabel="query: the character looking",
             title=f"{model_box.value} model, layer {layer_box.value}, head {head_box.value}",
         )
+        # Up to 64 labels on one axis: smaller type as the text grows, so they do not overlap.
+        ax.tick_params(labelsize=max(5.0, min(10.0, 380 / len(shown))))
         display(figure_image(fig))  # a PNG: the same in every front end
 
 

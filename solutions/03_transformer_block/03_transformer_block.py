@@ -162,7 +162,13 @@ def layer_norm(x, weight=None, bias=None, eps=1e-5):
 # The tests compare your function with PyTorch's `F.layer_norm`, given the same gain and
 # shift. The tolerance, `atol=1e-5, rtol=1e-5`: PyTorch sums the mean and the variance in a
 # different order from yours, so results of size 1 to 5 differ by up to about $2 \cdot
-# 10^{-6}$ in float32; every mistake the tests look for changes them by $10^{-3}$ or more.
+# 10^{-6}$ in float32. Almost every mistake the tests look for changes them by $10^{-3}$ or
+# more; the one exception, the shortcut $E[x^2] - \mu^2$, is off by about $10^{-4}$ and gets
+# a test of its own (the second one below). The first test also tries a vector of small
+# spread, where adding $\epsilon$ to the standard deviation instead of the variance shows.
+# The grader also checks that `[1, 3]` normalises to `[-1, 1]` (the variance divides by $C$),
+# other shapes, `None` for the gain or the shift, other values of
+# `eps`, a constant vector, float64, and that `x` is left unchanged.
 
 # %% test="layer_norm" points=3 hint="Mean and variance over dim=-1 with keepdim=True; the variance divides by C (unbiased=False); eps goes inside the square root; skip weight or bias when None."
 import torch
@@ -181,6 +187,14 @@ check_tensor(
     layer_norm(x, weight, bias, eps=1e-5),
     expected,
     name="layer_norm(x of shape (2, 3, 8), weight, bias)",
+    **TOL,
+)
+small = 0.5 + 0.01 * torch.randn(2, 4, 8, generator=gen)  # spread 0.01: var 1e-4, eps 1e-5
+check_tensor(
+    layer_norm(small, None, None, eps=1e-5),
+    F.layer_norm(small, (8,), None, None, eps=1e-5),
+    name="layer_norm of vectors with spread 0.01 (eps=1e-5)",
+    hint="eps goes inside the square root: (x - mean) / sqrt(var + eps), not / (std + eps).",
     **TOL,
 )
 print("✓ layer_norm: visible tests passed")
@@ -337,9 +351,10 @@ class LayerNorm(nn.Module):
         return layer_norm(x, self.weight, self.bias, self.eps)
 
 
-ours, theirs = LayerNorm(16), nn.LayerNorm(16)
-x = torch.randn(2, 5, 16)
-print("largest difference from nn.LayerNorm:", (ours(x) - theirs(x)).abs().max().item())
+if course_utils.ready("layer_norm"):
+    ours, theirs = LayerNorm(16), nn.LayerNorm(16)
+    x = torch.randn(2, 5, 16)
+    print("largest difference from nn.LayerNorm:", (ours(x) - theirs(x)).abs().max().item())
 
 # %% [markdown]
 # ## 3. Why divide by $C$, and not by $C - 1$?
@@ -386,54 +401,62 @@ def max_error(fn, x):
     return (fn(x) - F.layer_norm(x, (x.size(-1),))).abs().max().item()
 
 
-gen = torch.Generator().manual_seed(0)
-widths = [4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048]
-inputs = [torch.randn(64, c, generator=gen) for c in widths]
-spreads = [1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0, 3.0]
-scaled = [s * torch.randn(64, 64, generator=gen) for s in spreads]
+if course_utils.ready("layer_norm"):
+    gen = torch.Generator().manual_seed(0)
+    widths = [4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048]
+    inputs = [torch.randn(64, c, generator=gen) for c in widths]
+    spreads = [1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0, 3.0]
+    scaled = [s * torch.randn(64, 64, generator=gen) for s in spreads]
 
-fig, (left, right) = plt.subplots(1, 2, figsize=(12, 3.8))
-plot_curves(
-    {
-        "yours": (widths, [max_error(lambda t: layer_norm(t), x) for x in inputs]),
-        "divide by C - 1": (widths, [max_error(unbiased_norm, x) for x in inputs]),
-        "Annotated Transformer": (
-            widths,
-            [max_error(annotated_transformer_norm, x) for x in inputs],
-        ),
-    },
-    ax=left,
-    log_x=True,
-    log_y=True,
-    markers=True,
-    xlabel="C, channels",
-    ylabel="largest |difference| from F.layer_norm",
-    title="inputs of spread 1",
-)
-plot_curves(
-    {
-        "yours": (spreads, [max_error(lambda t: layer_norm(t), x) for x in scaled]),
-        "eps added to the std": (spreads, [max_error(std_plus_eps_norm, x) for x in scaled]),
-        "Annotated Transformer": (
-            spreads,
-            [max_error(annotated_transformer_norm, x) for x in scaled],
-        ),
-    },
-    ax=right,
-    log_x=True,
-    log_y=True,
-    markers=True,
-    xlabel="spread (std) of the input vector",
-    title="C = 64",
-)
-for ax in (left, right):
-    ax.axhline(1e-5, color="gray", linestyle=":")  # the tests' tolerance
-fig.tight_layout()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 3.8))
+    plot_curves(
+        {
+            "yours": (widths, [max_error(lambda t: layer_norm(t), x) for x in inputs]),
+            "divide by C - 1": (widths, [max_error(unbiased_norm, x) for x in inputs]),
+            "Annotated Transformer": (
+                widths,
+                [max_error(annotated_transformer_norm, x) for x in inputs],
+            ),
+        },
+        ax=left,
+        log_x=True,
+        log_y=True,
+        markers=True,
+        xlabel="C, channels",
+        ylabel="largest |difference| from F.layer_norm",
+        title="inputs of spread 1",
+    )
+    plot_curves(
+        {
+            "yours": (spreads, [max_error(lambda t: layer_norm(t), x) for x in scaled]),
+            "eps added to the std": (spreads, [max_error(std_plus_eps_norm, x) for x in scaled]),
+            "Annotated Transformer": (
+                spreads,
+                [max_error(annotated_transformer_norm, x) for x in scaled],
+            ),
+        },
+        ax=right,
+        log_x=True,
+        log_y=True,
+        markers=True,
+        xlabel="spread (std) of the input vector",
+        title="C = 64",
+    )
+    for line in left.get_lines():  # it lies on the Annotated Transformer's curve: draw it on top
+        if line.get_label() == "divide by C - 1":
+            line.set(linestyle="--", linewidth=3, zorder=5, alpha=0.8)
+    left.legend()
+    for ax in (left, right):
+        ax.axhline(1e-5, color="gray", linestyle=":")  # the tests' tolerance
+    fig.tight_layout()
+    plt.show()
 
 # %% [markdown]
 # Your curve sits at the level of float32 rounding, about $10^{-6}$ (on a log axis an
 # exact zero would not show at all), below the tests' tolerance (the dotted line). The
-# other two sit orders of magnitude above it. Check one number: for a vector of spread
+# other two sit orders of magnitude above it. On the left, "divide by $C - 1$" (dashed)
+# lies almost exactly on the Annotated Transformer's curve: for inputs of spread 1, nearly
+# all of its error comes from that one slip. Check one number: for a vector of spread
 # $10^{-2}$, $\sigma^2 = 10^{-4}$, so $\sqrt{\sigma^2 + \epsilon} = \sqrt{1.1 \cdot
 # 10^{-4}} \approx 0.0105$ while $\sigma + \epsilon \approx 0.01001$: outputs 5% apart.
 
@@ -470,6 +493,7 @@ ax = plot_curves(
     title="two nonlinearities",
 )
 ax.figure.set_size_inches(5, 3.2)
+plt.show()
 
 # %% [markdown]
 # ## 5. Exercise: the feed-forward network
@@ -576,6 +600,8 @@ def reference_and_yours(d_model, d_ff, activation, bias):
 ref, ffn, label = reference_and_yours(16, 64, "gelu", True)
 x = torch.randn(2, 5, 16, generator=gen)
 check_tensor(ffn(x), ref(x), name=f"{label} on x of shape (2, 5, 16)", **TOL)
+ref, ffn, label = reference_and_yours(16, 32, "relu", False)
+check_tensor(ffn(x), ref(x), name=f"{label} on x of shape (2, 5, 16)", **TOL)
 print("✓ feed_forward: visible tests passed")
 
 ### BEGIN HIDDEN TESTS
@@ -618,12 +644,13 @@ check_true(
 # inputs, lab 01) ever mixes tokens.
 
 # %%
-ffn = FeedForward(16, 64)
-x = torch.randn(1, 6, 16)
-order = torch.tensor([3, 0, 5, 1, 4, 2])
-with torch.no_grad():
-    same = torch.allclose(ffn(x[:, order]), ffn(x)[:, order])
-print("FFN(shuffled tokens) == FFN(tokens), shuffled:", same)
+if course_utils.ready("FeedForward"):
+    ffn = FeedForward(16, 64)
+    x = torch.randn(1, 6, 16)
+    order = torch.tensor([3, 0, 5, 1, 4, 2])
+    with torch.no_grad():
+        same = torch.allclose(ffn(x[:, order]), ffn(x)[:, order])
+    print("FFN(shuffled tokens) == FFN(tokens), shuffled:", same)
 
 # %% [markdown]
 # ## 6. Residual connections: a path straight through
@@ -647,7 +674,6 @@ print("FFN(shuffled tokens) == FFN(tokens), shuffled:", same)
 # %%
 course_utils.seed_everything(0)
 depth, width = 24, 32
-mlps = nn.ModuleList(FeedForward(width, 4 * width) for _ in range(depth))
 gen = torch.Generator().manual_seed(0)
 inputs, targets = torch.randn(64, width, generator=gen), torch.randn(64, width, generator=gen)
 
@@ -657,26 +683,30 @@ def grad_norm(module):
     return torch.sqrt(sum((p.grad**2).sum() for p in module.parameters())).item()
 
 
-profiles = {}
-for name, residual in (
-    ("without residual: h = f(h)", False),
-    ("with residual: h = h + f(h)", True),
-):
-    mlps.zero_grad()
-    h = inputs
-    for f in mlps:
-        h = h + f(h) if residual else f(h)
-    F.mse_loss(h, targets).backward()
-    profiles[name] = (range(1, depth + 1), [grad_norm(f) for f in mlps])
+if course_utils.ready("FeedForward"):
+    mlps = nn.ModuleList(FeedForward(width, 4 * width) for _ in range(depth))
+    profiles = {}
+    for name, residual in (
+        ("without residual: h = f(h)", False),
+        ("with residual: h = h + f(h)", True),
+    ):
+        mlps.zero_grad()
+        h = inputs
+        for f in mlps:
+            h = h + f(h) if residual else f(h)
+        F.mse_loss(h, targets).backward()
+        profiles[name] = (range(1, depth + 1), [grad_norm(f) for f in mlps])
 
-ax = plot_curves(
-    profiles,
-    log_y=True,
-    markers=True,
-    xlabel="layer (1 = nearest the input)",
-    ylabel="gradient norm",
-    title="24 feed-forward layers, one backward pass",
-)
+    ax = plot_curves(
+        profiles,
+        log_y=True,
+        markers=True,
+        xlabel="layer (1 = nearest the input)",
+        ylabel="gradient norm",
+        title="24 feed-forward layers, one backward pass",
+    )
+    plt.show()
+
 
 # %% [markdown]
 # Without residuals, the gradient shrinks by a roughly constant factor at every layer on
@@ -863,6 +893,25 @@ gen = torch.Generator().manual_seed(10)
 ref, block = reference_and_yours(32, 4, 64)
 x = torch.randn(2, 5, 32, generator=gen)
 check_tensor(block(x), ref(x), name=f"{order} block(x of shape (2, 5, 32))", **TOL)
+ref, block = reference_and_yours(32, 4, 64, bias=False, seed=30)
+check_tensor(
+    block(x),
+    ref(x),
+    name=f"{order} block without biases (bias=False)",
+    hint="Pass bias=bias on to MultiHeadAttention, FeedForward and both LayerNorms.",
+    **TOL,
+)
+pad = torch.zeros(2, 5, dtype=torch.bool)
+pad[1, 3:] = True  # the second sequence ends with two padding tokens
+with torch.no_grad():
+    mine, theirs = block(x, key_padding_mask=pad), ref(x, src_key_padding_mask=pad)
+check_tensor(
+    mine[~pad],
+    theirs[~pad],
+    name=f"{order} block with padding, real tokens",
+    hint="Pass key_padding_mask=key_padding_mask to self.self_attn.",
+    **TOL,
+)
 print(f"✓ transformer_block: visible {order} tests passed")
 
 ### BEGIN HIDDEN TESTS
@@ -986,6 +1035,25 @@ gen = torch.Generator().manual_seed(11)
 ref, block = reference_and_yours(32, 4, 64)
 x = torch.randn(2, 5, 32, generator=gen)
 check_tensor(block(x), ref(x), name=f"{order} block(x of shape (2, 5, 32))", **TOL)
+ref, block = reference_and_yours(32, 4, 64, bias=False, seed=30)
+check_tensor(
+    block(x),
+    ref(x),
+    name=f"{order} block without biases (bias=False)",
+    hint="Pass bias=bias on to MultiHeadAttention, FeedForward and both LayerNorms.",
+    **TOL,
+)
+pad = torch.zeros(2, 5, dtype=torch.bool)
+pad[1, 3:] = True  # the second sequence ends with two padding tokens
+with torch.no_grad():
+    mine, theirs = block(x, key_padding_mask=pad), ref(x, src_key_padding_mask=pad)
+check_tensor(
+    mine[~pad],
+    theirs[~pad],
+    name=f"{order} block with padding, real tokens",
+    hint="Pass key_padding_mask=key_padding_mask to self.self_attn.",
+    **TOL,
+)
 print(f"✓ transformer_block: visible {order} tests passed")
 
 ### BEGIN HIDDEN TESTS
@@ -1096,17 +1164,19 @@ def make_model(norm_first):
     return TinyLM(tokenizer.vocab_size, cfg.block_size, c, cfg.n_layers, 4, 4 * c, norm_first)
 
 
-model = make_model(norm_first=True)
-batch = data.get_batch(
-    train_ids, cfg.batch_size, cfg.block_size, generator=torch.Generator().manual_seed(0)
-)
-print("input ids:", tuple(batch[0].shape), "-> logits:", tuple(model(batch[0]).shape))
-print(
-    f"{cfg.n_layers} blocks, {count_parameters(model):,} parameters; "
-    f"loss before training {lm_loss(model, batch).item():.2f} "
-    f"(a uniform guess over {tokenizer.vocab_size} characters: "
-    f"{math.log(tokenizer.vocab_size):.2f})"
-)
+if course_utils.ready("layer_norm", "FeedForward", "TransformerBlock"):
+    model = make_model(norm_first=True)
+    batch = data.get_batch(
+        train_ids, cfg.batch_size, cfg.block_size, generator=torch.Generator().manual_seed(0)
+    )
+    print("input ids:", tuple(batch[0].shape), "-> logits:", tuple(model(batch[0]).shape))
+    print(
+        f"{cfg.n_layers} blocks, {count_parameters(model):,} parameters; "
+        f"loss before training {lm_loss(model, batch).item():.2f} "
+        f"(a uniform guess over {tokenizer.vocab_size} characters: "
+        f"{math.log(tokenizer.vocab_size):.2f})"
+    )
+
 
 # %% [markdown]
 # ### At initialisation: one backward pass
@@ -1137,28 +1207,31 @@ def stream_sizes(model, ids):
     return sizes
 
 
-layers = range(1, cfg.n_layers + 1)
-models = {"pre-norm": make_model(True), "post-norm": make_model(False)}
-fig, (left, right) = plt.subplots(1, 2, figsize=(12, 3.8))
-plot_curves(
-    {name: (layers, block_grad_norms(m, batch)) for name, m in models.items()},
-    ax=left,
-    log_y=True,
-    markers=True,
-    xlabel="block (1 = nearest the input)",
-    ylabel="gradient norm",
-    title="gradients at initialisation",
-)
-plot_curves(
-    {name: (layers, stream_sizes(m, batch[0])) for name, m in models.items()},
-    ax=right,
-    markers=True,
-    xlabel="block",
-    ylabel="mean vector length",
-    title="size of the main path after each block",
-)
-right.set_ylim(bottom=0)
-fig.tight_layout()
+if course_utils.ready("layer_norm", "FeedForward", "TransformerBlock"):
+    layers = range(1, cfg.n_layers + 1)
+    models = {"pre-norm": make_model(True), "post-norm": make_model(False)}
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 3.8))
+    plot_curves(
+        {name: (layers, block_grad_norms(m, batch)) for name, m in models.items()},
+        ax=left,
+        log_y=True,
+        markers=True,
+        xlabel="block (1 = nearest the input)",
+        ylabel="gradient norm",
+        title="gradients at initialisation",
+    )
+    plot_curves(
+        {name: (layers, stream_sizes(m, batch[0])) for name, m in models.items()},
+        ax=right,
+        markers=True,
+        xlabel="block",
+        ylabel="mean vector length",
+        title="size of the main path after each block",
+    )
+    right.set_ylim(bottom=0)
+    fig.tight_layout()
+    plt.show()
+
 
 # %% [markdown]
 # At initialisation both stacks are healthy: within each stack, every block gets a
@@ -1193,38 +1266,40 @@ def run(norm_first, warmup):
     return model.cpu(), history
 
 
-variants = {
-    "pre-norm": (True, 0),
-    "post-norm": (False, 0),
-    f"post-norm, {cfg.warmup}-step warm-up": (False, cfg.warmup),
-}
-results = {name: run(*options) for name, options in variants.items()}
+if course_utils.ready("layer_norm", "FeedForward", "TransformerBlock"):
+    variants = {
+        "pre-norm": (True, 0),
+        "post-norm": (False, 0),
+        f"post-norm, {cfg.warmup}-step warm-up": (False, cfg.warmup),
+    }
+    results = {name: run(*options) for name, options in variants.items()}
 
-# The loss of a model that knows only how often each character occurs (its entropy).
-frequencies = torch.bincount(train_ids).float() / len(train_ids)
-frequencies = frequencies[frequencies > 0]
-unigram_loss = -(frequencies * frequencies.log()).sum().item()
+    # The loss of a model that knows only how often each character occurs (its entropy).
+    frequencies = torch.bincount(train_ids).float() / len(train_ids)
+    frequencies = frequencies[frequencies > 0]
+    unigram_loss = -(frequencies * frequencies.log()).sum().item()
 
-fig, (left, right) = plt.subplots(1, 2, figsize=(12, 3.8))
-plot_curves(
-    {name: h for name, (_, h) in results.items()},
-    ax=left,
-    title="training loss, learning rate 3e-3",
-)
-left.axhline(unigram_loss, color="gray", linestyle=":", label="character frequencies only")
-left.legend()
-plot_curves(
-    {name: (layers, block_grad_norms(m, batch)) for name, (m, _) in results.items()},
-    ax=right,
-    log_y=True,
-    markers=True,
-    xlabel="block (1 = nearest the input)",
-    ylabel="gradient norm",
-    title="gradients after training",
-)
-fig.tight_layout()
-for name, (_, history) in results.items():
-    print(f"{name:>30}: final training loss {history.final_train_loss:.2f}")
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 3.8))
+    plot_curves(
+        {name: h for name, (_, h) in results.items()},
+        ax=left,
+        title="training loss, learning rate 3e-3",
+    )
+    left.axhline(unigram_loss, color="gray", linestyle=":", label="character frequencies only")
+    left.legend()
+    plot_curves(
+        {name: (layers, block_grad_norms(m, batch)) for name, (m, _) in results.items()},
+        ax=right,
+        log_y=True,
+        markers=True,
+        xlabel="block (1 = nearest the input)",
+        ylabel="gradient norm",
+        title="gradients after training",
+    )
+    fig.tight_layout()
+    for name, (_, history) in results.items():
+        print(f"{name:>30}: final training loss {history.final_train_loss:.2f}")
+
 
 # %% [markdown]
 # What you should see in the `cpu` profile (the `smoke` profile used for grading trains
@@ -1319,6 +1394,13 @@ def torch_block_params(d_model, d_ff, bias, n_heads=1):
 
 
 check_equal(block_params(64, 256), torch_block_params(64, 256, True), name="block_params(64, 256)")
+check_equal(
+    block_params(64, 256, bias=False),
+    torch_block_params(64, 256, False),
+    name="block_params(64, 256, bias=False)",
+    hint="Without biases only the weight matrices and the two LayerNorm gains remain: "
+    "4C² + 2·C·d_ff + 2C.",
+)
 print(
     "✓ block_params: visible tests passed; a 64-wide block has",
     f"{block_params(64, 256):,} parameters",
@@ -1417,6 +1499,13 @@ check_equal(
     torch_model_params(100, 64, 32, 2, 128),
     name="model_params(100, 64, 32, 2, 128)",
 )
+check_equal(
+    model_params(100, 64, 32, 2, 128, bias=False, tied=False),
+    torch_model_params(100, 64, 32, 2, 128, bias=False, tied=False),
+    name="model_params(100, 64, 32, 2, 128, bias=False, tied=False)",
+    hint="Untied, the output layer adds its own V·C weights; without biases the final "
+    "LayerNorm has C parameters, not 2C.",
+)
 print("✓ model_params: visible tests passed")
 
 ### BEGIN HIDDEN TESTS
@@ -1444,12 +1533,14 @@ check_equal(
 # layer), and GPT-2 small, whose published size is "124M".
 
 # %%
-c = cfg.d_model
-print(
-    f"TinyLM: counted {count_parameters(make_model(True)):,}, formula "
-    f"{model_params(tokenizer.vocab_size, cfg.block_size, c, cfg.n_layers, 4 * c, tied=False):,}"
-)
-print(f"GPT-2 small: {model_params(50257, 1024, 768, 12, 3072):,} parameters")
+if course_utils.ready("layer_norm", "FeedForward", "TransformerBlock", "model_params"):
+    c = cfg.d_model
+    print(
+        f"TinyLM: counted {count_parameters(make_model(True)):,}, formula "
+        f"{model_params(tokenizer.vocab_size, cfg.block_size, c, cfg.n_layers, 4 * c, tied=False):,}"
+    )
+    print(f"GPT-2 small: {model_params(50257, 1024, 768, 12, 3072):,} parameters")
+
 
 # %% [markdown]
 # With $d_{ff} = 4C$, a block has $4C^2 + 8C^2 = 12C^2$ weights plus a few $C$'s, so a
@@ -1541,16 +1632,17 @@ def show(_=None):
         ax.figure.set_size_inches(7, 3.2)
         display(figure_image(ax.figure))  # a PNG: the same in every front end
         embedding_share = (parts["token embedding"] + parts["positions"]) / total
+        rough = n * (4 * c * c + 2 * c * d_ff) + v * c  # 12·L·C² + V·C when d_ff = 4C
         print(
-            f"embeddings: {embedding_share:.0%} of the model;  12·L·C² + V·C = "
-            f"{12 * n * c * c + v * c:,}"
+            f"embeddings: {embedding_share:.0%} of the model;  "
+            f"L·(4C² + 2·C·d_ff) + V·C = {rough:,} (weight matrices only)"
         )
         try:
             yours = model_params(v, t, c, n, d_ff)
             verdict = "agrees" if yours == total else "DISAGREES"
             print(f"your model_params: {yours:,} ({verdict})")
         except NotImplementedError:
-            print("your model_params: not written yet (exercise 12)")
+            print("your model_params: not written yet (exercise 5)")
         except Exception as error:  # a half-finished exercise must not break the explorer
             print(f"your model_params raised {type(error).__name__}: {error}")
 

@@ -72,7 +72,9 @@ def test_check_equal_compares_type_and_structure():
             return True
 
     assert "expected a list, got Anything" in message(check_equal, Anything(), [1])
-    assert "out[1]: expected 2, got 3" in message(check_equal, [1, 3], [1, 2], name="out")
+    text = message(check_equal, [1, 3], [1, 2], name="out")
+    assert "out: at [1]: expected 2, got 3" in text
+    assert "expected: [1, 2]" in text and "got:      [1, 3]" in text  # short lists shown whole
     assert "expected length 2, got 1" in message(check_equal, [1], [1, 2])
     assert "missing ['b']" in message(check_equal, {"a": 1}, {"a": 1, "b": 2})
 
@@ -92,3 +94,52 @@ def test_check_shape():
     assert "wrong shape: expected (5, 2), got (2, 5)" in message(
         check_shape, torch.zeros(2, 5), (5, 2)
     )
+
+
+def test_short_sequences_and_small_tensors_are_shown_whole():
+    text = message(check_equal, (5, 1), (1, 5), name="pair")
+    assert "expected: (1, 5)" in text and "got:      (5, 1)" in text
+    text = message(check_equal, [1, 2], [1, 2, 3], name="ids")
+    assert "expected length 3, got 2" in text and "[1, 2, 3]" in text and "[1, 2]\n" not in text
+    long = message(check_equal, list(range(100)), [*range(99), 5])
+    assert "at [99]: expected 5, got 99" in long and "expected: [" not in long
+    text = message(check_tensor, torch.tensor([1.0, 2.5]), torch.tensor([1.0, 2.0]))
+    assert "expected: [1, 2]" in text and "got:      [1, 2.5]" in text
+    big = message(check_tensor, torch.zeros(5, 5), torch.ones(5, 5))
+    assert "expected: [" not in big
+
+
+def test_integer_and_bool_comparisons_have_no_tolerance_text():
+    text = message(check_tensor, torch.tensor([[1, 2], [3, 4]]), torch.tensor([[1, 2], [3, 5]]))
+    assert "index (1, 1) (expected 5, got 4)" in text and "tolerance" not in text
+    text = message(check_tensor, torch.tensor([True, False]), torch.tensor([True, True]))
+    assert "expected True, got False" in text and "tolerance" not in text
+    assert "expected: [True, True]" in text
+
+
+def test_begin_test_adds_the_cells_hint_and_failed_prerequisites(monkeypatch):
+    from course_utils import checks
+
+    monkeypatch.setattr(checks, "_failed", {})
+    checks.begin_test("test_norm", exercise=1, hint="eps inside the root")
+    text = message(check_equal, 1, 2, name="norm")
+    assert text.endswith("Hint: eps inside the root")
+    checks._after_cell(type("Result", (), {"error_in_exec": CheckFailed(text)})())
+    assert checks._failed == {"test_norm": 1}
+
+    checks.begin_test("test_block", exercise=3, hint="pre-norm", uses={"layer_norm": 1})
+    text = message(check_equal, 1, 2, name="block", hint="this check's own hint")
+    assert "This uses your `layer_norm` from exercise 1, whose checks fail: fix that first." in text
+    assert text.endswith("Hint: this check's own hint") and "pre-norm" not in text
+    checks._after_cell(type("Result", (), {"error_in_exec": None})())
+    assert checks._failed == {"test_norm": 1}  # the block cell passed on a rerun: forgotten
+
+    checks.begin_test("test_norm", exercise=1, hint="eps inside the root")  # rerun, passes
+    checks._after_cell(type("Result", (), {"error_in_exec": None})())
+    checks.begin_test("test_block", exercise=3, uses={"layer_norm": 1})
+    assert "fix that first" not in message(check_true, False, "block differs")
+    assert checks.prerequisite_note({"split_heads": 4, "merge_heads": 4}, {4}) == (
+        "This uses your `split_heads` and `merge_heads` from exercise 4, whose checks fail: "
+        "fix that first."
+    )
+    checks._after_cell(type("Result", (), {"error_in_exec": None})())

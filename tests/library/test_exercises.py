@@ -43,6 +43,8 @@ def test_unfinished_sees_functions_methods_and_nested_code():
         "        return inner()\n"
     )["Head"]
     assert unfinished(cls) == (2, "head")
+    decorated = _namespace("import torch\n@torch.no_grad()\n" + UNFINISHED.lstrip())["merge"]
+    assert unfinished(decorated) == (3, "merge")
     assert unfinished(42) is None
 
 

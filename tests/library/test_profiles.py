@@ -82,3 +82,46 @@ def test_importing_the_package_does_not_import_torch():
     code = "import sys, course_utils; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_usable_cpus_reads_the_cgroup_quota_v2_and_v1(tmp_path, monkeypatch):
+    from course_utils import profiles
+
+    monkeypatch.setattr(profiles, "affinity_cpus", lambda: 8)
+    (tmp_path / "cpu.max").write_text("150000 100000\n")
+    assert profiles.cgroup_cpu_limit(tmp_path) == 1.5
+    assert profiles.usable_cpus(tmp_path) == 2  # 1.5 CPUs of quota: two threads, not eight
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert profiles.cgroup_cpu_limit(tmp_path) is None and profiles.usable_cpus(tmp_path) == 8
+    v1 = tmp_path / "v1"
+    (v1 / "cpu,cpuacct").mkdir(parents=True)
+    (v1 / "cpu,cpuacct" / "cpu.cfs_quota_us").write_text("100000")
+    (v1 / "cpu,cpuacct" / "cpu.cfs_period_us").write_text("100000")
+    assert profiles.usable_cpus(v1) == 1
+    (v1 / "cpu,cpuacct" / "cpu.cfs_quota_us").write_text("-1")
+    assert profiles.usable_cpus(v1) == 8
+    assert profiles.cgroup_cpu_limit(tmp_path / "missing") is None
+
+
+def test_course_threads_overrides_and_setup_calls_apply_it(monkeypatch):
+    import torch
+
+    from course_utils import profiles
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setenv("COURSE_THREADS", "1")
+        monkeypatch.setenv("OMP_NUM_THREADS", "3")
+        profiles.seed_everything(0)
+        assert torch.get_num_threads() == 1
+        monkeypatch.delenv("COURSE_THREADS")
+        assert profiles.thread_count() == 3  # OMP_NUM_THREADS, as the grading kernels set it
+        monkeypatch.delenv("OMP_NUM_THREADS")
+        monkeypatch.setattr(profiles, "usable_cpus", lambda: 1)
+        profiles.settings(cpu=dict(steps=1))
+        assert torch.get_num_threads() == 1
+        monkeypatch.setenv("COURSE_THREADS", "none")
+        with pytest.raises(ValueError, match="COURSE_THREADS='none'"):
+            profiles.thread_count()
+    finally:
+        torch.set_num_threads(before)

@@ -6,6 +6,8 @@ For each lab in ``course_utils.config.LABS`` (new labs are picked up automatical
 - the solution notebook runs top to bottom with Run > Run All Cells (``COURSE_PROFILE=smoke``),
   no cell shows an error, and the lab's widgets render and respond: a slider moved, a text
   typed, a button clicked changes the output next to it, and no widget callback fails;
+- the server starts as ``python -m course_utils start`` starts it: its start page shows lab
+  00, lab 01 opens from the file browser, and lab 00's grade command works in a terminal;
 - a screenshot of each lab goes to ``test-output/browser/``.
 
 The server serves a temporary copy of ``notebooks/`` and the solution notebooks (never the
@@ -29,6 +31,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,13 +40,21 @@ import nbformat
 import pytest
 
 from course_utils import config
+from course_utils.tooling import start
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
 OUTPUT = ROOT / "test-output" / "browser"
 LABS = list(config.LAB_NAMES)
-CHROMIUM = os.environ.get("COURSE_CHROMIUM", "/usr/bin/chromium")
+# Debian's, Ubuntu's snap, Homebrew's cask on macOS; COURSE_CHROMIUM names any other.
+KNOWN_CHROMIUMS = [
+    "/usr/bin/chromium", "/usr/bin/chromium-browser", "/snap/bin/chromium",
+    "/Applications/Chromium.app/Contents/MacOS/Chromium",
+]  # fmt: skip
+CHROMIUM = os.environ.get("COURSE_CHROMIUM") or next(
+    (path for path in KNOWN_CHROMIUMS if Path(path).exists()), KNOWN_CHROMIUMS[0]
+)
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -105,6 +116,13 @@ WIDGETS: dict[str, tuple[Interaction, ...]] = {
         Interaction("dropdown", "encoder:"),  # fine-tuned / pretrained only
         Interaction("slider", "neighbours:"),
     ),
+    "05_decoder_only": (
+        Interaction("slider", "temperature:"),
+        Interaction("slider", "top-k:"),
+        Interaction("slider", "top-p:"),
+        Interaction("text", "prompt:", value="The while", expect=r"\A\s*The while"),  # sample
+        Interaction("button", "Sample"),  # a new seed: a new sample
+    ),
     "06_encoder_decoder": (
         Interaction("dropdown", "input:"),  # a test date in another format
         Interaction("dropdown", "head:"),  # mean of the heads -> head 0
@@ -112,6 +130,10 @@ WIDGETS: dict[str, tuple[Interaction, ...]] = {
     ),
     "07_decoder_takeover": (
         Interaction("text", "prompt:", value="date: 3/6/2026 =>"),  # the decoder continues it
+    ),
+    "08_training_your_own": (
+        Interaction("text", "prefix:", value="MEMO 0", expect=r"'MEMO 0' continues"),
+        Interaction("dropdown", "model:"),  # fine-tuned / from scratch / deduplicated / corpus
     ),
 }
 
@@ -178,7 +200,10 @@ def _require_browser() -> None:
     """Skip without Chromium or Playwright; under CI (``$CI`` set), fail instead."""
     missing = []
     if not Path(CHROMIUM).exists():
-        missing.append(f"Chromium ({CHROMIUM}): apt-get install -y chromium")
+        missing.append(
+            f"Chromium ({CHROMIUM}): apt-get install chromium (Debian), snap install chromium "
+            "(Ubuntu), brew install --cask chromium (macOS), or set COURSE_CHROMIUM"
+        )
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
@@ -201,6 +226,7 @@ def course(tmp_path_factory) -> Path:
         if source.is_dir():
             shutil.copytree(source, course / "solutions" / lab, ignore=shutil.ignore_patterns(
                 "*.py", "__pycache__", ".ipynb_checkpoints"))  # fmt: skip
+    shutil.copy(ROOT / "nbgrader_config.py", course)  # a course folder, as grade expects
     if os.environ.get(PLANT_ENV):
         _plant(os.environ[PLANT_ENV], course)
     _write_broken_notebook(course / "_checks" / "broken.ipynb")
@@ -234,8 +260,18 @@ def server(course, jupyter_lab, tmp_path_factory):
         "COURSE_OFFLINE": "1",
         # The kernel imports this checkout's course_utils, installed or not.
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        # A terminal's `python` is this one, as in an activated virtual environment.
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+        "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE"),
+        # grade in the terminal: this test checks paths, not grading's 30 s budget per cell,
+        # which a loaded machine can exceed while a kernel imports torch.
+        "COURSE_CELL_TIMEOUT": os.environ.get("COURSE_CELL_TIMEOUT", "300"),
     }
-    lab_server = jupyter_lab(course, config_dir=config_dir, env=env)
+    # As `python -m course_utils start` starts it: rooted at the course, lab 00 in front (the
+    # fixture sets the root itself).
+    root_option, *options = start.lab_arguments(course, LABS[0])
+    assert root_option == f"--ServerApp.root_dir={course.resolve()}"
+    lab_server = jupyter_lab(course, config_dir=config_dir, env=env, extra_args=tuple(options))
     yield lab_server
     lab_server.stop()
 
@@ -610,6 +646,74 @@ def test_student_notebook_opens_with_exercises(lab, course, server, page, output
     assert not page.page_errors, f"JavaScript errors while loading: {page.page_errors}"
     cells.first.scroll_into_view_if_needed()
     page.screenshot(path=str(output_dir / f"{lab}-student.png"))
+
+
+GRADE_TIMEOUT_S = 480  # grading lab 00 in a terminal on a busy 2-core machine
+
+
+def _tab_label(page) -> str:
+    return page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab.lm-mod-current").inner_text().strip()
+
+
+def test_start_page_file_browser_and_a_terminal_grade(course, server, page, output_dir):
+    """What a newcomer does first: the start page shows lab 00; lab 01, where lab 00 points,
+    opens from the file browser; the grade command lab 00 suggests works in a terminal."""
+    first, second = LABS[0], LABS[1]
+    page.goto(f"{server.url}/?reset&token={server.token}")  # the server's default page
+    page.wait_for_selector(".jp-NotebookPanel .jp-Notebook .jp-Cell")
+    assert _tab_label(page) == f"{first}.ipynb", _tab_label(page)
+
+    # The file browser shows the whole course, from its root.
+    if not page.locator(".jp-FileBrowser .jp-DirListing-content").is_visible():
+        page.locator('.jp-SideBar [data-id="filebrowser"]').click()
+    page.locator(".jp-FileBrowser .jp-BreadCrumbs-home").click()
+
+    def open_item(name: str) -> None:
+        item = page.locator(".jp-FileBrowser .jp-DirListing-item").filter(
+            has=page.locator(".jp-DirListing-itemText", has_text=re.compile(f"^{name}$"))
+        )
+        item.dblclick()
+
+    for name in ("notebooks", second, f"{second}.ipynb"):
+        open_item(name)
+    page.wait_for_function(
+        "label => Array.from(document.querySelectorAll("
+        "'.lm-DockPanel-tabBar .lm-TabBar-tab.lm-mod-current')).some("
+        "t => t.innerText.trim() === label)",
+        arg=f"{second}.ipynb",
+    )
+    page.wait_for_selector(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell")
+    assert not notebook_errors(page), notebook_errors(page)
+    page.screenshot(path=str(output_dir / "start-file-browser.png"))
+
+    # A terminal opens at the course root, where lab 00's command finds the notebook.
+    command = f"python -m course_utils grade notebooks/{first}/{first}.ipynb"
+    assert command in (ROOT / "solutions" / first / f"{first}.py").read_text(encoding="utf-8")
+    for name in ("grade-output.txt", "grade-exit.txt"):
+        (course / name).unlink(missing_ok=True)
+    page.locator(".lm-MenuBar-item", has_text=re.compile("^File$")).click()  # File > New >
+    page.locator(".lm-Menu-item", has_text=re.compile("^New")).first.hover()
+    page.locator('.lm-Menu-item[data-command="terminal:create-new"]').click()  # Terminal
+    page.wait_for_selector(".jp-Terminal .xterm")
+    page.locator(".jp-Terminal .xterm").last.click()
+    page.keyboard.type(
+        f"{command} --fail-under 1 > grade-output.txt 2>&1; echo $? > grade-exit.txt\n"
+    )
+    exit_file = course / "grade-exit.txt"
+    deadline = time.monotonic() + GRADE_TIMEOUT_S
+    while not (exit_file.exists() and exit_file.read_text().strip()):
+        if time.monotonic() > deadline:
+            page.screenshot(path=str(output_dir / "start-terminal.png"))
+            raise AssertionError(
+                f"the terminal did not finish `{command}` within {GRADE_TIMEOUT_S} s"
+            )
+        time.sleep(1)
+    output = (course / "grade-output.txt").read_text(encoding="utf-8", errors="replace")
+    page.screenshot(path=str(output_dir / "start-terminal.png"))
+    # The untouched notebook scores 0: grade ran, and --fail-under 1 turned that into exit 1.
+    assert f"Graded notebooks/{first}/{first}.ipynb" in output, output
+    assert re.search(r"^Score: 0/\d+", output, re.M), output
+    assert exit_file.read_text().strip() == "1", (exit_file.read_text(), output)
 
 
 @pytest.mark.parametrize("lab", LABS)

@@ -78,6 +78,31 @@ def test_build_and_release_check_pass_on_the_committed_tree():
 def test_help_lists_the_commands():
     result = run_cli("--help")
     assert result.returncode == 0
-    for command in ("doctor", "build", "release", "grade"):
+    for command in ("doctor", "build", "release", "grade", "start"):
         assert command in result.stdout
     assert ROOT.name  # the CLI ran from the course root
+
+
+@pytest.mark.parametrize(
+    "fail_under, score, code",
+    [(None, 0.0, 0), ("0", 0.0, 0), ("3", 2.5, 1), ("2.5", 2.5, 0), ("3", 3.0, 0)],
+)
+def test_grade_fail_under_sets_the_exit_code(monkeypatch, capsys, fail_under, score, code):
+    """Exit 0 whatever the score by default; with --fail-under N, 1 when the score is below N
+    (the report is printed either way)."""
+    from course_utils.tooling import cli, grading
+
+    report = grading.GradeReport("nb.ipynb", "00_start_here", "smoke")
+    report.tests.append(grading.TestResult("t", "ex", score, 3.0))
+    monkeypatch.setattr(grading, "grade", lambda *args, **kwargs: report)
+    argv = ["grade", str(student_path("00_start_here"))]
+    assert cli.main(argv + (["--fail-under", fail_under] if fail_under else [])) == code
+    out = capsys.readouterr()
+    assert f"Score: {score:g}/3" in out.out
+    assert ("below --fail-under" in out.err) == (code == 1)
+
+
+@pytest.mark.parametrize("value", ["-1", "many", "nan"])
+def test_grade_fail_under_rejects_what_is_not_a_number_of_points(value):
+    result = run_cli("grade", str(student_path("00_start_here")), "--fail-under", value)
+    assert result.returncode == 2 and "expected" in result.stderr and value in result.stderr

@@ -266,6 +266,18 @@ def test_post_build_installs_the_course_and_hides_instructor_tools():
         assert f"disable {name}" not in hide_text and f" {name} " not in hide_text, name
 
 
+def test_binder_start_sets_a_passive_openmp_policy_unless_one_is_set():
+    start = ROOT / "binder" / "start"
+    assert os.access(start, os.X_OK), "binder/start must be executable"
+    base = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    for env, expected in ((base, "PASSIVE"), ({**base, "OMP_WAIT_POLICY": "ACTIVE"}, "ACTIVE")):
+        result = subprocess.run(
+            [str(start), sys.executable, "-c", "import os; print(os.environ['OMP_WAIT_POLICY'])"],
+            env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert result.returncode == 0 and result.stdout.strip() == expected, result
+
+
 def test_the_names_hidden_are_the_ones_nbgrader_registers():
     """An nbgrader upgrade that renames its plugins must not silently un-hide them."""
     import importlib
@@ -305,6 +317,9 @@ def learner_config(tmp_path_factory) -> Path:
     extensions. Here it acts on a temporary user level: nbgrader's own configuration file is
     copied there first, so that the level it changes is one where nbgrader is enabled, as on
     Binder (`jupyter server extension disable` only sees the level it writes to).
+    ``LEARNER_ENV`` makes that temporary level rank first in every kind of environment (in a
+    venv or a conda environment, the environment's level would otherwise outrank it and
+    undo the disable), and the script, left to choose (``auto``), must then write there.
     """
     config_dir = tmp_path_factory.mktemp("learner-jupyter-config")
     from jupyter_core.paths import jupyter_config_path
@@ -318,19 +333,55 @@ def learner_config(tmp_path_factory) -> Path:
     (config_dir / "jupyter_server_config.d").mkdir()
     shutil.copy(sources[0], config_dir / "jupyter_server_config.d" / "nbgrader.json")
 
-    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(config_dir)}
+    result = _hide_instructor_tools(config_dir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "writing at the user level" in result.stdout, result.stdout
+    return config_dir
+
+
+# The temporary user level outranks the environment's own, wherever the suite runs.
+LEARNER_ENV = {"JUPYTER_PREFER_ENV_PATH": "0"}
+
+
+def _hide_instructor_tools(config_dir: Path, *args: str, **env: str):
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(config_dir), **LEARNER_ENV, **env}
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    result = subprocess.run(
-        ["bash", str(ROOT / "binder" / "hide-instructor-tools"), "user"],
+    return subprocess.run(
+        ["bash", str(ROOT / "binder" / "hide-instructor-tools"), *args],
         env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
-    assert result.returncode == 0, result.stdout + result.stderr
-    return config_dir
+
+
+def test_hide_instructor_tools_writes_at_the_level_that_wins(tmp_path):
+    """In a venv or a named conda environment the environment's level outranks the user's
+    (jupyter_core's prefer_environment_over_user), elsewhere the user's does: the script's
+    ``auto`` level must be the one that ranks first here, whichever environment this is."""
+    from jupyter_core.paths import jupyter_config_dir, jupyter_config_path
+
+    def which(**env) -> str:
+        result = _hide_instructor_tools(tmp_path, "--which", **env)
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip()
+
+    assert which(JUPYTER_PREFER_ENV_PATH="1") == "sys_prefix"
+    assert which(JUPYTER_PREFER_ENV_PATH="0") == "user"
+    # With no preference set, as learners run it: the level whose folder ranks first.
+    env = {k: v for k, v in os.environ.items() if k != "JUPYTER_PREFER_ENV_PATH"}
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    here = subprocess.run(
+        ["bash", str(ROOT / "binder" / "hide-instructor-tools"), "--which"],
+        env=env, capture_output=True, text=True, timeout=60,
+    ).stdout.strip()  # fmt: skip
+    first = Path(jupyter_config_path()[0]).resolve()
+    expected = "user" if first == Path(jupyter_config_dir()).resolve() else "sys_prefix"
+    if not {"JUPYTER_PREFER_ENV_PATH", "JUPYTER_CONFIG_PATH"} & set(os.environ):
+        assert here == expected, (here, jupyter_config_path())
+    assert _hide_instructor_tools(tmp_path, "bogus").returncode == 2
 
 
 @pytest.mark.slow
 def test_jupyter_reports_instructor_tools_disabled(learner_config):
-    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(learner_config)}
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(learner_config), **LEARNER_ENV}
     run = dict(env=env, capture_output=True, text=True, timeout=300)
     jupyter = [sys.executable, "-m", "jupyter"]
 
@@ -357,7 +408,7 @@ def test_jupyter_reports_instructor_tools_disabled(learner_config):
 def test_jupyter_lab_with_binder_settings_serves_the_course(learner_config, jupyter_lab, tmp_path):
     course = tmp_path / "course"
     shutil.copytree(ROOT / "notebooks", course / "notebooks")
-    server = jupyter_lab(course, config_dir=learner_config)
+    server = jupyter_lab(course, config_dir=learner_config, env=LEARNER_ENV)
     try:
         for lab in LABS:
             status, body = server.request(f"/api/contents/notebooks/{lab}/{lab}.ipynb")
@@ -452,32 +503,67 @@ _HARNESS = textwrap.dedent(
                             "google.colab.output": output})
     exec(compile(source, "<setup cell>", "exec"), {"__name__": "__main__"})
     imported = sorted(m for m in sys.modules if m.split(".")[0] in ("google", "pip"))
-    print(json.dumps({"calls": calls, "enabled": len(enabled), "modules": imported}))
+    print(json.dumps({"calls": calls, "enabled": len(enabled), "modules": imported,
+                      "omp": os.environ.get("OMP_WAIT_POLICY"),
+                      "root": os.environ.get("COURSE_ROOT")}))
     """
 )
 
 
-def _run_setup_cell(where: str) -> dict:
+def _run_setup_cell(where: str, **env: str) -> dict:
+    base = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "COURSE_ROOT")}
     result = subprocess.run(
         [sys.executable, "-I", "-c", _HARNESS, authoring.setup_cell_source(), where],
-        capture_output=True, text=True, timeout=60, cwd=ROOT / "binder",
+        capture_output=True, text=True, timeout=60, cwd=ROOT / "binder", env={**base, **env},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    lines = result.stdout.strip().splitlines()
+    return {**json.loads(lines[-1]), "printed": "\n".join(lines[:-1])}
 
 
-def test_setup_cell_does_nothing_outside_colab():
+def test_setup_cell_only_sets_a_passive_openmp_policy_outside_colab():
     outcome = _run_setup_cell("local")
-    assert outcome == {"calls": [], "enabled": 0, "modules": []}, outcome
+    expected = {"calls": [], "enabled": 0, "modules": [], "printed": ""}
+    assert outcome == {**expected, "omp": "PASSIVE", "root": None}, outcome
+    # A policy the user chose stays.
+    assert _run_setup_cell("local", OMP_WAIT_POLICY="ACTIVE")["omp"] == "ACTIVE"
 
 
-def test_setup_cell_on_colab_installs_the_course_and_enables_widgets():
+def test_setup_cell_on_colab_fetches_the_course_and_shows_how_to_grade():
+    """On Colab: a shallow clone of the course (grade needs solutions/ and nbgrader's settings),
+    the package installed from it, COURSE_ROOT pointing there, widgets enabled, and the line
+    that grades the notebook printed (course_utils.tooling.colab)."""
+    from course_utils.tooling import colab
+
     outcome = _run_setup_cell("colab")
-    assert len(outcome["calls"]) == 1, outcome
-    command = outcome["calls"][0][0]
-    assert command[1:] == ["-m", "pip", "install", "-q", config.pip_install_target()], command
-    assert config.REPOSITORY in config.pip_install_target()
+    course = config.COLAB_COURSE_DIR
+    clone, install = (call[0] for call in outcome["calls"])
+    assert clone[:2] == ["git", "clone"] and clone[-2:] == [config.clone_url(), course], clone
+    assert "--depth" in clone and clone[clone.index("--depth") + 1] == "1", clone
+    assert clone[clone.index("--branch") + 1] == config.BRANCH, clone
+    assert install[1:] == ["-m", "pip", "install", "-q", course], install
+    assert len(outcome["calls"]) == 2, outcome
+    assert config.clone_url() == f"https://github.com/{config.REPOSITORY}.git"
+    assert outcome["root"] == course and outcome["omp"] == "PASSIVE", outcome
     assert outcome["enabled"] == 1, "the setup cell must enable Colab's custom widget manager"
+    assert colab.GRADE_LINE in outcome["printed"], outcome["printed"]
+
+
+def test_colab_grading_leaves_out_its_own_cell_and_finds_the_lab():
+    from course_utils.tooling import colab
+
+    nb = read_notebook(LABS[0], "student")
+    added = nbformat.v4.new_code_cell(colab.GRADE_LINE)
+    mine = json.loads(nbformat.writes(nb))
+    mine["cells"].append(json.loads(nbformat.writes(nbformat.v4.new_notebook(cells=[added])))[
+        "cells"][0])  # fmt: skip
+    kept = colab.without_grade_cells(mine)
+    assert len(kept["cells"]) == len(nb.cells) and colab.lab_of(kept) == LABS[0]
+    with pytest.raises(RuntimeError, match="which course lab"):
+        colab.lab_of({"metadata": {}})
+    nbgrader_pin = [r for r in PYPROJECT["project"]["optional-dependencies"]["course"]
+                    if r.startswith("nbgrader")]  # fmt: skip
+    assert nbgrader_pin == [colab.NBGRADER], "colab.NBGRADER must match pyproject.toml"
 
 
 # GitHub repositories named in a URL: (owner, name).

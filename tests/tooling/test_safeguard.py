@@ -153,7 +153,42 @@ def catalogue() -> dict[str, Graded]:
         "import math\n\nprint(math.sqrt(2), pick_device())\n%timeit -n 1 -r 1 sum(range(10))",
         index=12,
     )
+    submissions["honest-constructs"] = with_extra_cell(
+        load(solution_path(LAB)), HONEST_CONSTRUCTS, index=12
+    )
+    solution = load(solution_path(LAB))
+    own = next(c for c in solution["cells"] if c["metadata"].get("nbgrader", {}).get("solution"))
+    submissions["flag-costs-its-exercise"] = replace_solution(
+        solution, "pick_device", "".join(own["source"]) + "\n\nsum = sum([1, 2])\n"
+    )
     return _autograde(submissions)
+
+
+# Honest code the safeguard once flagged (issue 11, section 3): isolation and the grader's
+# own checks make those rules unnecessary.
+HONEST_CONSTRUCTS = """import inspect
+from concurrent.futures import ThreadPoolExecutor
+
+import torch
+
+for name in ("mps", "cuda"):
+    backend = getattr(torch.backends, name, None)
+    print(name, backend is not None and hasattr(backend, "is_available"))
+print(inspect.signature(bigram_counts))
+
+
+class Point:
+    def __init__(self, x):
+        self.x = x
+
+    def __hash__(self):
+        return hash(self.x)
+
+
+with ThreadPoolExecutor(2) as pool:
+    print(list(pool.map(abs, [-1, 2])), len({Point(1), Point(2)}))
+print("next: open 01_tokens_and_embeddings.ipynb")
+"""
 
 
 @pytest.mark.parametrize("name, cell, construct", TECHNIQUES, ids=[t[0] for t in TECHNIQUES])
@@ -183,6 +218,23 @@ def test_honest_work_is_never_flagged(catalogue):
         result = catalogue[name]
         assert not result.flags, result.flags
         assert result.code_score == result.max_code_score > 0
+
+
+def test_honest_constructs_are_not_flagged(catalogue):
+    result = catalogue["honest-constructs"]
+    assert not result.flags, result.flags
+    assert result.code_score == result.max_code_score > 0
+
+
+def test_a_flag_costs_only_its_own_exercise(catalogue):
+    """`sum = sum(...)` at the top level of pick_device's cell is still flagged (test cells
+    would see the new `sum`), and says what to change; bigram_counts keeps its 2 points."""
+    result = catalogue["flag-costs-its-exercise"]
+    assert len(result.flags) == 1 and result.flags[0]["grade_id"] == "pick_device"
+    finding = result.flags[0]["findings"][0]
+    assert "sum" in finding["construct"] and "my_sum" in finding["reason"]
+    assert result.code_score == result.max_code_score - 1 == 2
+    assert any("Grading safeguard" in c for c in result.comments)
 
 
 def test_the_flagged_cell_is_kept_for_review_but_not_run(catalogue):

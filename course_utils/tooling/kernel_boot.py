@@ -1,0 +1,24 @@
+"""``python -m course_utils.tooling.kernel_boot -f CONNECTION_FILE``: a grading kernel.
+
+Before ipykernel starts (so before any of the learner's code runs), this installs
+``__course_checks__`` in builtins: test cells obtain the course's checks through it, never
+through ``import`` (see :func:`course_utils.tooling.trusted.rewrite_imports`). Each call builds
+a fresh module object from the source of ``course_utils/checks.py`` read here, at start-up,
+and runs it with the builtins and the modules it imports as they were at start-up. So a
+replaced ``sys.modules`` entry, a patched module attribute (``mock.patch``), a thread that
+keeps re-installing a fake module, ``importlib.reload`` or a rewritten file cannot change what
+a test cell checks with.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from course_utils.tooling.trusted import install
+
+if __name__ == "__main__":
+    install()
+    del sys.modules["course_utils.tooling.trusted"]  # nothing left to find by name
+    from ipykernel import kernelapp
+
+    kernelapp.launch_new_instance()

@@ -1,0 +1,69 @@
+"""``python -m course_utils start [LAB]``: JupyterLab at the course folder, with a lab in front.
+
+``jupyter lab notebooks/00_start_here/00_start_here.ipynb`` would root the server at that
+notebook's folder: the file browser would show lab 00 only, links to the next lab would be
+404s, a terminal would open where ``grade notebooks/...`` finds no such file, and nbgrader
+would warn that the course lies outside the server's root. ``start`` roots JupyterLab at the
+course folder instead and makes the lab's notebook the page it opens (``default_url``), so
+the browser shows lab 00 whether JupyterLab opens it or you paste the printed address.
+
+Kernels the server starts inherit a passive OpenMP wait policy (unless you chose one), the
+same policy every notebook's first cell sets: with it, PyTorch's idle threads stop spinning
+and a busy machine stays responsive.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+from .course_dir import CourseError
+
+
+def lab_url_path(lab: str) -> str:
+    """The URL path (below the server's base URL) of ``lab``'s student notebook."""
+    return f"/lab/tree/notebooks/{lab}/{lab}.ipynb"
+
+
+def lab_arguments(root: Path, lab: str) -> list[str]:
+    """JupyterLab's options for the course at ``root`` with ``lab`` in front."""
+    return [
+        f"--ServerApp.root_dir={Path(root).resolve()}",
+        f"--LabApp.default_url={lab_url_path(lab)}",
+    ]
+
+
+def server_environment(environ: dict | None = None) -> dict:
+    """The environment for the server and its kernels: ``environ`` (default: this process's)
+    with ``OMP_WAIT_POLICY=PASSIVE`` unless a policy is already set."""
+    env = dict(os.environ if environ is None else environ)
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    return env
+
+
+def command(root: Path, lab: str) -> list[str]:
+    return [sys.executable, "-m", "jupyterlab", *lab_arguments(root, lab)]
+
+
+def start(root: Path, lab: str, *, print_only: bool = False) -> int:
+    """Run JupyterLab for the course at ``root`` until it is stopped; its exit code."""
+    root = Path(root).resolve()
+    notebook = root / "notebooks" / lab / f"{lab}.ipynb"
+    if not notebook.is_file():
+        raise CourseError(
+            f"{notebook}: no such notebook; run `python -m course_utils release {lab}` first"
+        )
+    argv = command(root, lab)
+    if print_only:
+        print(shlex.join(argv))
+        return 0
+    print(
+        f"Starting JupyterLab in {root} with {notebook.relative_to(root)} open (Ctrl+C stops it)."
+    )
+    try:
+        return subprocess.call(argv, cwd=root, env=server_environment())
+    except KeyboardInterrupt:  # JupyterLab has already shut down on the same signal
+        return 0

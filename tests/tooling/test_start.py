@@ -1,0 +1,82 @@
+"""``python -m course_utils start``: JupyterLab rooted at the course, with lab 00 in front.
+
+The README's first command calls it. A server started with its options serves every lab from
+the file tree (lab 00 ends by pointing at lab 01), sends a bare visit to lab 00, and nbgrader
+finds the course inside the server's root. (tests/tooling/test_browser.py opens lab 01 from
+the file browser and runs lab 00's grade command in a JupyterLab terminal.)
+"""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import sys
+import urllib.error
+import urllib.request
+
+import pytest
+from helpers import LABS, ROOT, run_cli
+
+from course_utils.tooling import start
+
+
+def test_start_command_roots_jupyterlab_at_the_course_with_lab_00_in_front():
+    result = run_cli("start", "--print-command")
+    assert result.returncode == 0, result.stderr
+    argv = shlex.split(result.stdout.strip())
+    assert argv[:3] == [sys.executable, "-m", "jupyterlab"], argv
+    assert f"--ServerApp.root_dir={ROOT.resolve()}" in argv
+    assert f"--LabApp.default_url=/lab/tree/notebooks/{LABS[0]}/{LABS[0]}.ipynb" in argv
+    other = run_cli("start", LABS[1], "--print-command")
+    assert f"/lab/tree/notebooks/{LABS[1]}/{LABS[1]}.ipynb" in other.stdout
+    unknown = run_cli("start", "99_nope", "--print-command")
+    assert unknown.returncode == 2 and "unknown lab '99_nope'" in unknown.stderr
+
+
+def test_start_sets_a_passive_openmp_policy_unless_one_is_chosen():
+    assert start.server_environment({})["OMP_WAIT_POLICY"] == "PASSIVE"
+    assert start.server_environment({"OMP_WAIT_POLICY": "ACTIVE"})["OMP_WAIT_POLICY"] == "ACTIVE"
+
+
+def test_start_names_a_missing_notebook(tmp_path, capsys):
+    with pytest.raises(start.CourseError, match="release 00_start_here"):
+        start.start(tmp_path, LABS[0], print_only=True)
+
+
+@pytest.mark.slow
+def test_a_server_started_so_serves_every_lab_and_opens_lab_00(jupyter_lab, tmp_path):
+    course = tmp_path / "course"
+    shutil.copytree(ROOT / "notebooks", course / "notebooks")
+    (course / "solutions").mkdir()
+    shutil.copy(ROOT / "nbgrader_config.py", course)
+    root_option, *options = start.lab_arguments(course, LABS[0])
+    assert root_option == f"--ServerApp.root_dir={course.resolve()}"  # the fixture sets it
+    server = jupyter_lab(
+        course,
+        config_dir=tmp_path / "jupyter-config",
+        env={"PYTHONPATH": str(ROOT), **start.server_environment({})},
+        extra_args=tuple(options),
+    )
+    try:
+        status, _ = server.request("/api/contents")
+        assert status == 200
+        for lab in LABS:
+            status, body = server.request(f"/api/contents/notebooks/{lab}/{lab}.ipynb")
+            assert status == 200, f"{lab}: {status} {body[:300]!r}"
+
+        class NoRedirect(urllib.request.HTTPRedirectHandler):
+            def redirect_request(self, *args, **kwargs):
+                return None
+
+        opener = urllib.request.build_opener(NoRedirect)
+        try:
+            opener.open(f"{server.url}/?token={server.token}", timeout=30)
+            raise AssertionError("/ did not redirect")
+        except urllib.error.HTTPError as error:
+            assert error.code in (301, 302), error.code
+            assert error.headers["Location"].startswith(start.lab_url_path(LABS[0])), error.headers[
+                "Location"
+            ]
+        assert "not a subdirectory of the notebook server root" not in server.log()
+    finally:
+        server.stop()
