@@ -887,7 +887,7 @@ check_tensor(
 a, alpha = fit_power_law([1, 10], [1.0, 2.0])
 check_tensor(_f64(alpha), _f64(-np.log10(2.0)), name="alpha when the loss rises")
 check_raises(ValueError, lambda: fit_power_law([1, 10, 100], [1.0, 0.0, 0.5]), name="a zero loss")
-check_raises(ValueError, lambda: fit_power_law([-1, 10], [1.0, 0.5]), name="a negative n")
+_ = check_raises(ValueError, lambda: fit_power_law([-1, 10], [1.0, 0.5]), name="a negative n")
 ### END HIDDEN TESTS
 
 # %% [markdown]
