@@ -75,6 +75,12 @@ LABS: tuple[Lab, ...] = (
         4,
     ),
     Lab(
+        "07_decoder_takeover",
+        "Why decoder-only won",
+        "the three families at equal compute: simplicity, efficiency, versatility, scaling laws",
+        4,
+    ),
+    Lab(
         "08_training_your_own",
         "Training your own",
         "data hunger, compute cost (6·N·D), pretrain vs fine-tune, a planted secret's exposure "

@@ -128,6 +128,9 @@ WIDGETS: dict[str, tuple[Interaction, ...]] = {
         Interaction("dropdown", "head:"),  # mean of the heads -> head 0
         Interaction("text", "date:", value="26 novembre 2026"),  # a typed date wins
     ),
+    "07_decoder_takeover": (
+        Interaction("text", "prompt:", value="date: 3/6/2026 =>"),  # the decoder continues it
+    ),
     "08_training_your_own": (
         Interaction("text", "prefix:", value="MEMO 0", expect=r"'MEMO 0' continues"),
         Interaction("dropdown", "model:"),  # fine-tuned / from scratch / deduplicated / corpus
