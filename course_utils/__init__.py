@@ -11,6 +11,8 @@ Later labs import what earlier labs built. The map, in the order the course buil
 - labs 04-06: :mod:`~course_utils.models` (encoder-only, decoder-only, encoder-decoder, each
   proven equal to BERT, GPT-2 and BART) and :mod:`~course_utils.tasks` (generated sentiment
   and date-translation data);
+- lab 07: :mod:`~course_utils.experiments` (FLOPs per token, training to a FLOP budget, a
+  power-law fit with its uncertainty) and :mod:`~course_utils.tasks.prompts` (tasks as prompts);
 - lab 08: :mod:`~course_utils.tasks.memos` (private memos with planted secrets);
 - every lab: :mod:`~course_utils.training` (one training loop with a progress bar and a live
   plot), :mod:`~course_utils.plots`, :mod:`~course_utils.checks` (what exercise tests compare
