@@ -601,7 +601,7 @@ for bad in (0, 1, 1.5, -0.1):
     check_raises(
         ValueError, split_documents, ["a\n", "b\n", "c\n"], bad, name=f"val_fraction={bad}"
     )
-check_raises(
+_ = check_raises(  # `_ =`: a test cell ends with a statement, not a value
     ValueError,
     split_documents,
     ["same\n", "SAME\n", "same \n"],
