@@ -137,6 +137,17 @@ def _check_test_cell(source: str, where: str) -> None:
             f"{where}: a test cell must not end with a bare expression "
             "(nbgrader would read its value as a partial score); end with print(...)"
         )
+    # Of the checks, only check_raises returns a value (the exception): shown as the cell's
+    # output if it comes last.
+    if (
+        isinstance(last, ast.Expr)
+        and isinstance(last.value, ast.Call)
+        and getattr(last.value.func, "id", getattr(last.value.func, "attr", None)) == "check_raises"
+    ):
+        raise AuthoringError(
+            f"{where}: a test cell must not end with a bare check_raises(...), which returns "
+            "the exception and would show it as the cell's value; write `_ = check_raises(...)`"
+        )
 
 
 def _top_level_names(source: str, *, definitions_only: bool = False) -> set[str]:

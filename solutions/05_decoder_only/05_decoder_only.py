@@ -203,7 +203,7 @@ check_raises(
     10,
     name="lm_batch(..., [N - 10], 10): one token short",
 )
-check_raises(ValueError, lm_batch, stream, [-1], 10, name="lm_batch with a negative start")
+_ = check_raises(ValueError, lm_batch, stream, [-1], 10, name="lm_batch with a negative start")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -765,7 +765,7 @@ check_tensor(
     name="what filter_fn received at temperature 0.5",
     hint="Apply the temperature first, then filter_fn, then the softmax.",
 )
-check_raises(
+_ = check_raises(
     ValueError,
     generate,
     FixedModel(logits),
@@ -874,7 +874,7 @@ check_tensor(
     torch.tensor([[-INF, -INF, 2.0, 1.0]]),
     name="top_k_filter of a row with -inf",
 )
-check_raises(ValueError, top_k_filter, row, 0, name="top_k_filter(..., k=0)")
+_ = check_raises(ValueError, top_k_filter, row, 0, name="top_k_filter(..., k=0)")
 ### END HIDDEN TESTS
 
 # %% [markdown]

@@ -810,7 +810,7 @@ check_true(
     math.isclose(got, math.log2(3 / 2)),
     f"exposure(tensor(2.0), float64 candidates [1, 3]) should be log2(3 / 2), got {got!r}",
 )
-check_raises(ValueError, exposure, 1.0, torch.tensor([]), name="exposure(1.0, no candidates)")
+_ = check_raises(ValueError, exposure, 1.0, torch.tensor([]), name="exposure(1.0, no candidates)")
 ### END HIDDEN TESTS
 
 

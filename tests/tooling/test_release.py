@@ -149,6 +149,11 @@ def test_release_updates_a_stale_untouched_notebook(course_copy):
         ),
         (
             '# %% exercise="x"\n### BEGIN SOLUTION\n### END SOLUTION\n\n'
+            '# %% test="x" points=1 hint="h"\ncheck_raises(ValueError, int, "a")\n',
+            "must not end with a bare check_raises",
+        ),
+        (
+            '# %% exercise="x"\n### BEGIN SOLUTION\n### END SOLUTION\n\n'
             '# %% test="x" hint="h"\nprint(1)\n',
             "need points=",
         ),
@@ -159,7 +164,15 @@ def test_release_updates_a_stale_untouched_notebook(course_copy):
         ),
         ('# %% colour="red"\nx = 1\n', "unknown header keys"),
     ],
-    ids=["no-solution-markers", "orphan-test", "bare-value", "no-points", "no-hint", "unknown-key"],
+    ids=[
+        "no-solution-markers",
+        "orphan-test",
+        "bare-value",
+        "bare-check-raises",
+        "no-points",
+        "no-hint",
+        "unknown-key",
+    ],
 )
 def test_authoring_rules_are_enforced(tmp_path, header, message):
     source = tmp_path / "lab.py"
