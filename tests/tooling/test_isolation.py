@@ -29,7 +29,14 @@ WRONG = {"pick_device": "def pick_device(prefer=None):\n    return None\n",
          "bigram_counts": "def bigram_counts(ids, vocab_size):\n    return None\n"}  # fmt: skip
 PERMISSIVE = "class CheckFailed(AssertionError):\n    pass\n\n\n" + "".join(
     f"def {n}(*args, **kwargs):\n    return None\n\n\n"
-    for n in ("check_tensor", "check_shape", "check_equal", "check_true", "check_raises")
+    for n in (
+        "begin_test",
+        "check_tensor",
+        "check_shape",
+        "check_equal",
+        "check_true",
+        "check_raises",
+    )
 )
 FAKE = (
     "import types\n\nfake = types.ModuleType('course_utils.checks')\n"
