@@ -60,32 +60,32 @@ LABS: tuple[Lab, ...] = (
         "04_encoder_only",
         "The encoder (Type C)",
         "a small BERT: masked-language-model pretraining, sentiment with negation, sentence search",
-        4,
+        2,
     ),
     Lab(
         "05_decoder_only",
         "Decoder-only models: a small GPT",
         "next-token training, temperature/top-k/top-p sampling, a KV cache, your model is GPT-2",
-        4,
+        2,
     ),
     Lab(
         "06_encoder_decoder",
         "The encoder-decoder",
         "a seq2seq Transformer with cross-attention translating dates, greedy and beam decoding",
-        4,
+        2,
     ),
     Lab(
         "07_decoder_takeover",
         "Why decoder-only won",
         "the three families at equal compute: simplicity, efficiency, versatility, scaling laws",
-        4,
+        2,
     ),
     Lab(
         "08_training_your_own",
         "Training your own",
         "data hunger, compute cost (6·N·D), pretrain vs fine-tune, a planted secret's exposure "
         "and deduplication",
-        5,
+        2,
     ),
 )
 

@@ -22,7 +22,7 @@
 # 5. **sentence embeddings** and nearest-neighbour search, with a search box to try;
 # 6. the proof that your encoder *is* BERT: the same weights give Hugging Face's numbers.
 #
-# The whole notebook takes about 4 minutes on a 2-core laptop CPU.
+# The whole notebook takes about 2 minutes on a 2-core laptop CPU.
 
 # %% [markdown]
 # ## 0. Set-up

@@ -21,7 +21,7 @@
 #    logits with the same weights; online, you can load the real GPT-2 and generate with
 #    your own code.
 #
-# The whole notebook runs in about 3 minutes on a quiet 2-core laptop CPU (most of it
+# The whole notebook runs in about 2 minutes on a quiet 2-core laptop CPU (most of it
 # training the model in section 4), and longer when other work shares the machine: 6 to
 # 8 minutes on a 2-core machine with a dozen other jobs running.
 

@@ -31,7 +31,7 @@
 # and watch the decoder read the encoder's notes in a heat map. At the end, the proof that
 # this model is exactly BART's architecture.
 #
-# The whole notebook takes about 4 minutes on a 2-core laptop CPU.
+# The whole notebook takes about 2 minutes on a 2-core laptop CPU.
 
 # %% [markdown]
 # ## 0. Set-up

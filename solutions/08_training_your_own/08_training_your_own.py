@@ -21,7 +21,7 @@
 #
 # You write five pieces: a FLOPs estimator, a train/validation split without leakage, the
 # exposure metric, a deduplication filter, and a short written answer. The whole notebook
-# runs in about 5 minutes on a 2-core laptop CPU.
+# runs in about 2 minutes on a 2-core laptop CPU.
 
 # %% [markdown]
 # ## 0. Set-up
