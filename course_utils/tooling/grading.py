@@ -22,7 +22,7 @@ from ..checks import prerequisite_note
 from ..exercises import PLACEHOLDER_RE
 from .course_dir import CourseError, find_root, read_notebook_json, temporary_course
 from .safeguard import ERROR_NAME, describe_flags
-from .sandbox import describe
+from .sandbox import describe, sandbox_problem
 
 STUDENT = "learner"
 
@@ -305,7 +305,14 @@ def grade(
         result = api.autograde(lab, STUDENT, force=True, create=True)
         autograded = course / "autograded" / STUDENT / lab / f"{lab}.ipynb"
         if not result["success"] or not autograded.exists():
-            raise CourseError(f"nbgrader could not grade {path}: {_cause(result)}")
+            cause = _cause(result)
+            if "Kernel died" in cause and not sandbox_problem():
+                cause += (
+                    " (the grading kernel could not start inside the sandbox; "
+                    "`COURSE_SANDBOX=off python -m course_utils grade ...` grades without it, "
+                    "and `python -m course_utils doctor` checks this machine)"
+                )
+            raise CourseError(f"nbgrader could not grade {path}: {cause}")
         graded = json.loads(autograded.read_text(encoding="utf-8"))
         cells = {c["metadata"].get("nbgrader", {}).get("grade_id"): c for c in graded["cells"]}
         with api.gradebook as gb:

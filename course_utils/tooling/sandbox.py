@@ -57,11 +57,11 @@ def _mode() -> str:
 
 @functools.cache
 def _probe(bwrap: str) -> str:
-    """'' when bubblewrap starts a sandbox like the one grading uses, else the reason."""
+    """'' when bubblewrap starts this Python in a sandbox like the one grading uses, else
+    the reason."""
+    cmd = [bwrap, *_BASE_ARGS, *_keep_python_visible([]), "--", sys.executable, "-c", "pass"]
     try:
-        done = subprocess.run(
-            [bwrap, *_BASE_ARGS, "--", "true"], capture_output=True, text=True, timeout=30
-        )
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.SubprocessError) as error:
         return f"bwrap could not start ({error})"
     if done.returncode != 0:
@@ -202,11 +202,7 @@ class Workspace:
                 continue  # /tmp is private already; hiding / would hide Python itself
             if path.is_dir():
                 args += ["--tmpfs", str(path)]
-        # Python and its libraries stay visible even if they live inside a hidden folder
-        # (a virtual environment in the course folder).
-        for keep in _python_paths():
-            if any(h == keep or h in keep.parents for h in self.hidden) and keep.exists():
-                args += ["--ro-bind", str(keep), str(keep)]
+        args += _keep_python_visible(self.hidden)
         args += [
             "--ro-bind", str(self.lib), str(self.lib),
             "--bind", str(self.scratch), str(self.scratch),
@@ -223,6 +219,19 @@ class Workspace:
         if self.base.exists():
             _writable(self.base)
             shutil.rmtree(self.base, ignore_errors=True)
+
+
+def _keep_python_visible(hidden: list[Path]) -> list[str]:
+    """bwrap arguments that keep Python and its libraries visible (read-only) where they live
+    inside a ``hidden`` folder (a virtual environment in the course folder) or under /tmp,
+    which the sandbox replaces by an empty one (a virtual environment made by ``mktemp -d``,
+    as CI makes it): without them the kernel dies before it starts."""
+    covered = [*hidden, Path("/tmp").resolve()]
+    args: list[str] = []
+    for keep in _python_paths():
+        if any(h == keep or h in keep.parents for h in covered) and keep.exists():
+            args += ["--ro-bind", str(keep), str(keep)]
+    return args
 
 
 def _python_paths() -> list[Path]:

@@ -6,9 +6,13 @@ control shows that without the protection the same techniques score marks."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import site
 import sqlite3
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -218,3 +222,27 @@ def test_control_without_protection_the_techniques_score(course_copy, monkeypatc
     results = _run(course_copy, students, safeguard=False)
     for name, *_ in techniques:
         assert results[name][0] > 0, (name, results[name])
+
+
+@needs_bwrap
+def test_a_python_that_lives_under_tmp_grades_in_the_sandbox(tmp_path):
+    """The sandbox gives the kernel an empty /tmp: a Python installed there (CI's virtual
+    environment, made by ``mktemp -d``) must stay visible, or every kernel dies at start."""
+    venv = Path(tempfile.mkdtemp(prefix="course-venv-", dir="/tmp")) / "venv"
+    try:
+        subprocess.run(
+            [sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", venv],
+            check=True,
+        )
+        notebook = tmp_path / f"{LAB}.ipynb"
+        shutil.copy(student_path(LAB), notebook)
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "COURSE_PROFILE": "smoke"}
+        env["COURSE_SANDBOX"] = "require"
+        done = subprocess.run(
+            [venv / "bin" / "python", "-m", "course_utils", "grade", notebook],
+            capture_output=True, text=True, env=env, cwd=ROOT, timeout=600,
+        )  # fmt: skip
+        assert "Score: 0/3" in done.stdout, done.stdout + done.stderr
+        assert "sandbox (bubblewrap)" in done.stdout, done.stdout
+    finally:
+        shutil.rmtree(venv.parent, ignore_errors=True)
