@@ -10,12 +10,21 @@ the browser shows lab 00 whether JupyterLab opens it or you paste the printed ad
 Kernels the server starts inherit a passive OpenMP wait policy (unless you chose one), the
 same policy every notebook's first cell sets: with it, PyTorch's idle threads stop spinning
 and a busy machine stays responsive.
+
+A JupyterLab terminal's ``python`` is the course's Python. The folder of the Python that runs
+``start`` goes first on the server's ``PATH`` (so it holds without an activated environment),
+and terminals open as plain interactive shells: JupyterLab's default, a login shell, reads
+``/etc/profile``, which on Debian and Ubuntu sets ``PATH`` afresh and so drops a virtual
+environment's ``bin`` folder (``python -m course_utils grade`` then finds another Python, or
+none).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -33,14 +42,26 @@ def lab_arguments(root: Path, lab: str) -> list[str]:
     return [
         f"--ServerApp.root_dir={Path(root).resolve()}",
         f"--LabApp.default_url={lab_url_path(lab)}",
+        f"--ServerApp.terminado_settings={json.dumps({'shell_command': [terminal_shell()]})}",
     ]
 
 
+def terminal_shell() -> str:
+    """The shell a JupyterLab terminal runs: yours (``$SHELL``), else ``sh``; never as a
+    login shell, so that it keeps the server's ``PATH``."""
+    return os.environ.get("SHELL") or shutil.which("sh") or "/bin/sh"
+
+
 def server_environment(environ: dict | None = None) -> dict:
-    """The environment for the server and its kernels: ``environ`` (default: this process's)
-    with ``OMP_WAIT_POLICY=PASSIVE`` unless a policy is already set."""
+    """The environment for the server, its kernels and terminals: ``environ`` (default: this
+    process's) with ``OMP_WAIT_POLICY=PASSIVE`` unless a policy is already set, and this
+    Python's folder first on ``PATH``."""
     env = dict(os.environ if environ is None else environ)
     env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    here = str(Path(sys.executable).parent)
+    path = [p for p in env.get("PATH", "").split(os.pathsep) if p]
+    if path[:1] != [here]:
+        env["PATH"] = os.pathsep.join([here, *path])
     return env
 
 

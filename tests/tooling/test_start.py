@@ -8,11 +8,14 @@ the file browser and runs lab 00's grade command in a JupyterLab terminal.)
 
 from __future__ import annotations
 
+import json
+import os
 import shlex
 import shutil
 import sys
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 from helpers import LABS, ROOT, run_cli
@@ -36,6 +39,18 @@ def test_start_command_roots_jupyterlab_at_the_course_with_lab_00_in_front():
 def test_start_sets_a_passive_openmp_policy_unless_one_is_chosen():
     assert start.server_environment({})["OMP_WAIT_POLICY"] == "PASSIVE"
     assert start.server_environment({"OMP_WAIT_POLICY": "ACTIVE"})["OMP_WAIT_POLICY"] == "ACTIVE"
+
+
+def test_a_terminal_finds_this_python_first_and_is_no_login_shell(tmp_path):
+    """A login shell reads /etc/profile, which on Debian sets PATH afresh: the virtual
+    environment's python would be lost (CI saw `python: not found` in a terminal)."""
+    here = str(Path(sys.executable).parent)
+    env = start.server_environment({"PATH": "/usr/bin:/bin"})
+    assert env["PATH"].split(os.pathsep) == [here, "/usr/bin", "/bin"]
+    assert start.server_environment(env)["PATH"] == env["PATH"]  # not added twice
+    (option,) = [a for a in start.lab_arguments(tmp_path, LABS[0]) if "terminado" in a]
+    shell = json.loads(option.split("=", 1)[1])["shell_command"]
+    assert shell == [start.terminal_shell()] and "-l" not in shell, shell
 
 
 def test_start_names_a_missing_notebook(tmp_path, capsys):
