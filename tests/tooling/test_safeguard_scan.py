@@ -7,9 +7,7 @@ reason), and realistic solution code that must never be flagged.
 from __future__ import annotations
 
 import json
-import statistics
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -1086,19 +1084,13 @@ def test_scan_does_not_execute_the_cell(tmp_path) -> None:
     assert not marker.exists()
 
 
-def test_typical_cell_is_fast() -> None:
-    """A typical cell scans in well under 5 ms (best of several runs, so that other load on
-    the machine does not make the test flaky)."""
+def test_typical_cell_scans_clean() -> None:
+    """The cell benchmarks/scanner_speed.py times (its speed is measured there, not here:
+    timed unit tests fail on a loaded machine) is a typical one, and scans clean."""
     snippets = dict(LEGITIMATE)
     source = "".join(
         _cell(snippets[name])
         for name in ("attention_with_masks", "multi_head_attention_module", "bpe_merge_loop")
     )
     assert 50 <= len(source.splitlines()) <= 80
-    scan_source(source)  # warm the caches (IPython, builtins tables)
-    timings = []
-    for _ in range(30):
-        start = time.perf_counter()
-        scan_source(source)
-        timings.append(time.perf_counter() - start)
-    assert min(timings) < 0.005, (min(timings), statistics.median(timings))
+    assert scan_source(source) == []
