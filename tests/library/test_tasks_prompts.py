@@ -1,5 +1,7 @@
 """course_utils.tasks.prompts: tasks as text for a decoder, and answers read back."""
 
+import re
+
 import pytest
 
 from course_utils.tasks import dates, prompts, sentiment
@@ -64,3 +66,42 @@ def test_char_vocab_covers_every_task():
     assert vocab.decode(vocab.encode("ü")) == "?"
     with pytest.raises(TypeError):
         vocab.encode(3)
+
+
+def test_word_vocab_makes_each_known_word_one_token_and_spells_the_rest():
+    vocab = prompts.WordVocab([*sentiment.review_words(), "review", *prompts.LABELS])
+    chars = prompts.CharVocab()
+    assert vocab.itos[: len(chars)] == chars.itos  # the characters keep their ids
+    text = "review: the plot was not good => negative"
+    tokens = [vocab.itos[i] for i in vocab.encode(text)]
+    assert tokens == ["review", ":", " the", " plot", " was", " not", " good", " ", "=", ">",
+                      " negative"]  # fmt: skip
+    # A word not in the list, digits, and a word glued to a known one are spelled out.
+    assert [vocab.itos[i] for i in vocab.encode(" goodness 12")] == list(" goodness 12")
+    # A known word after something other than one space: the word alone.
+    assert [vocab.itos[i] for i in vocab.encode("(good")] == ["(", "good"]
+    assert [vocab.itos[i] for i in vocab.encode("  good")] == [" ", " good"]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_word_vocab_round_trips_every_task(seed):
+    reviews = sentiment.generate(30, seed=seed)
+    examples = dates.make_examples("train", 30, seed=seed)
+    month_words = {w for e in examples for w in re.findall(r"[^\W\d_]+", e.source)}
+    vocab = prompts.WordVocab([*sentiment.review_words(), *month_words])
+    lines = prompts.make_mixture(reviews, examples, ["def f(x):\n    return x  # ok"], seed=seed)
+    for line in lines:
+        ids = vocab.encode(line)
+        assert vocab.decode(ids) == line
+        assert len(ids) <= len(line)
+    assert vocab.decode(vocab.encode("prix 5€")) == "prix 5?"  # as CharVocab
+
+
+def test_word_vocab_rejects_what_is_not_a_word():
+    for bad in (["good day"], ["12"], [""], ["don't"]):
+        with pytest.raises(ValueError, match="letters only"):
+            prompts.WordVocab(bad)
+    with pytest.raises(TypeError, match="list of words"):
+        prompts.WordVocab("good")
+    with pytest.raises(TypeError, match="str"):
+        prompts.WordVocab(["good"]).encode(None)
