@@ -34,7 +34,9 @@
 
 # %%
 import ast
+import dataclasses
 import inspect
+import re
 import time
 
 import matplotlib.pyplot as plt
@@ -47,24 +49,25 @@ from course_utils import experiments
 from course_utils.data import load_corpus, train_val_split
 from course_utils.models import DecoderModel, EncoderDecoderModel, EncoderModel, ModelConfig
 from course_utils.tasks import dates, prompts, sentiment
-from course_utils.training import evaluate_loss, train
+from course_utils.training import evaluate_loss, train, warmup_cosine
 
 course_utils.seed_everything(0)
 cfg = course_utils.settings(
     smoke=dict(
-        d_model=16, n_layers=1, block=32, batch_size=8, eff_steps=4, n_evals=2, vers_steps=4,
-        n_reviews=200, n_dates=200, n_test=20, scale_steps=3,
+        d_model=16, n_layers=1, block=32, batch_size=8, eff_steps=4, n_evals=2,
+        vers_steps=4, vers_lr=1e-3, n_reviews=200, n_dates=200, n_test=20, scale_steps=3,
         sizes=((8, 1), (16, 1), (16, 2), (24, 2), (32, 2)), n_boot=200,
     ),
     cpu=dict(
-        d_model=48, n_layers=2, block=64, batch_size=32, eff_steps=200, n_evals=5, vers_steps=300,
-        n_reviews=3000, n_dates=3000, n_test=150, scale_steps=150,
-        sizes=((16, 1), (24, 1), (32, 1), (48, 2), (64, 2)), n_boot=1000,
+        d_model=48, n_layers=2, block=64, batch_size=32, eff_steps=200, n_evals=5,
+        vers_steps=1500, vers_lr=1e-3, n_reviews=10000, n_dates=10000, n_test=300,
+        scale_steps=150, sizes=((16, 1), (24, 1), (32, 1), (48, 2), (64, 2)), n_boot=1000,
     ),
     gpu=dict(
         d_model=128, n_layers=4, block=128, batch_size=64, eff_steps=1500, n_evals=10,
-        vers_steps=2000, n_reviews=20000, n_dates=20000, n_test=500, scale_steps=1000,
-        sizes=((32, 2), (64, 2), (96, 3), (128, 4), (192, 4), (256, 4)), n_boot=1000,
+        vers_steps=4000, vers_lr=1e-3, n_reviews=20000, n_dates=20000, n_test=500,
+        scale_steps=1000, sizes=((32, 2), (64, 2), (96, 3), (128, 4), (192, 4), (256, 4)),
+        n_boot=1000,
     ),
 )  # fmt: skip
 device = course_utils.pick_device()
@@ -88,17 +91,9 @@ T = cfg.block
 
 def model_config(d_model, n_layers, **overrides):
     """A ModelConfig of the lab's size and vocabulary (the same for the three families)."""
-    return ModelConfig(
-        vocab_size=len(vocab),
-        d_model=d_model,
-        n_heads=2 if d_model < 64 else 4,
-        n_layers=n_layers,
-        max_len=T + 2,
-        pad_id=PAD,
-        bos_id=BOS,
-        eos_id=EOS,
-        **overrides,
-    )
+    settings = dict(vocab_size=len(vocab), n_heads=2 if d_model < 64 else 4, max_len=T + 2)
+    settings.update(pad_id=PAD, bos_id=BOS, eos_id=EOS, **overrides)
+    return ModelConfig(d_model=d_model, n_layers=n_layers, **settings)
 
 
 base = model_config(cfg.d_model, cfg.n_layers)
@@ -587,7 +582,16 @@ for task, generated, expected in [
 # encoder with a classification head trained on the reviews only, and an encoder-decoder
 # trained on the dates only. Each specialist gets a budget of `vers_steps` steps of the
 # encoder-decoder; the decoder gets the **sum** of the two budgets, since it must learn
-# both tasks (and the plain text) in one model. All three read characters.
+# both tasks (and the plain text) in one model.
+#
+# All three read the same tokens: the characters of the rest of this lab, plus every word
+# the reviews use, the month and day names of the dates, and the answer words, each a
+# single token (alone and with the space before it, as GPT-2's vocabulary writes words:
+# `prompts.WordVocab`). With characters alone a model of this size spends its budget
+# learning to spell before it can learn what `not` does to `good` (in our tries the
+# sentiment encoder stayed between 50% and 64% after 2,000 steps); real models read
+# subword tokens for the same reason. Digits, signs and other words are still spelled out,
+# so an ISO date is written digit by digit.
 
 # %%
 splits = sentiment.make_splits(n_train=cfg.n_reviews, n_val=50, n_test=cfg.n_test, seed=0)
@@ -595,11 +599,24 @@ date_train = dates.make_examples("train", cfg.n_dates, seed=0)
 date_test = dates.make_examples("test", cfg.n_test, seed=0)
 corpus_lines = [line for line in corpus.splitlines() if 20 <= len(line) <= 60]
 corpus_lines = corpus_lines[:: max(1, len(corpus_lines) // cfg.n_reviews)]
+date_words = {w for e in date_train for w in re.findall(r"[^\W\d_]+", e.source)}
+task_vocab = prompts.WordVocab(
+    [*sentiment.review_words(), *date_words, *prompts.TASKS.values(), *prompts.LABELS]
+)
+print(
+    f"{len(task_vocab)} tokens; for example",
+    [task_vocab.itos[i] for i in task_vocab.encode("review: the plot was not good => negative")],
+)
 if course_utils.ready("format_prompt"):
     mixture = prompts.make_mixture(splits.train, date_train, corpus_lines, seed=0)
     print(f"{len(mixture)} lines in the mixture, for example:")
     for line in mixture[:4]:
         print("   ", line)
+    # Whole lines, never cut: a review's deciding clause (after "but") and the answer come
+    # last, and a line cut at the context length would teach the decoder to stop before
+    # the answer. So these models get a context as long as the longest line.
+    V_T = max(len(task_vocab.encode(line)) for line in mixture) + 2
+    print(f"longest line {V_T - 2} tokens: the versatility models get a context of {V_T}")
 
 
 def pad_rows(rows, width, value):
@@ -610,7 +627,7 @@ def pad_rows(rows, width, value):
 
 
 def mixture_batch(lines):
-    rows = [[BOS, *vocab.encode(line)[: T - 1], EOS] for line in lines]
+    rows = [[BOS, *task_vocab.encode(line), EOS] for line in lines]
     width = max(len(r) for r in rows)
     ids = pad_rows(rows, width, PAD)
     labels = ids[:, 1:].clone()
@@ -619,14 +636,14 @@ def mixture_batch(lines):
 
 
 def review_batch(reviews):
-    rows = [[BOS, *vocab.encode(r.text)[: T - 1]] for r in reviews]
+    rows = [[BOS, *task_vocab.encode(r.text)] for r in reviews]
     ids = pad_rows(rows, max(len(r) for r in rows), PAD)
     return ids, torch.tensor([r.label for r in reviews])
 
 
 def date_batch(examples):
-    src = pad_rows([vocab.encode(e.source) for e in examples], dates.SOURCE_LEN, PAD)
-    tgt = [vocab.encode(e.target) for e in examples]
+    src = pad_rows([task_vocab.encode(e.source) for e in examples], dates.SOURCE_LEN, PAD)
+    tgt = [task_vocab.encode(e.target) for e in examples]
     tgt_in = pad_rows([[BOS, *t] for t in tgt], 11, PAD)
     labels = pad_rows([[*t, EOS] for t in tgt], 11, -100)
     return src, tgt_in, labels
@@ -654,13 +671,14 @@ def sampler(items, make, seed):
 
 
 # %% [markdown]
-# The FLOPs of a step come from the sequence lengths of the data: a review is about 40
-# characters, a date source at most 32 (padded) with an 11-character target, a mixture line
-# up to `T`. We measure the mean padded width of a few batches of each.
+# The FLOPs of a step come from the sequence lengths of the data: a review is about 10
+# tokens, a date source at most 32 (padded) with an 11-token target, a mixture line up to
+# the longest line. We measure the mean padded width of a few batches of each.
 
 # %%
 if course_utils.ready("format_prompt"):
-    spec_cfg = model_config(cfg.d_model, cfg.n_layers, n_classes=2, pooling="mean")
+    spec_cfg = model_config(cfg.d_model, cfg.n_layers, vocab_size=len(task_vocab), max_len=V_T)
+    spec_cfg = dataclasses.replace(spec_cfg, n_classes=2, pooling="mean")
     enc_sample = sampler(splits.train, review_batch, 10)
     ed_sample = sampler(date_train, date_batch, 11)
     dec_sample = sampler(mixture, mixture_batch, 12)
@@ -692,13 +710,15 @@ if course_utils.ready("format_prompt"):
     for name, (cls, family, sample, loss_fn, flops) in plan.items():
         torch.manual_seed(0)
         model = cls(spec_cfg).to(device)
+        steps = experiments.steps_for_budget(flops, step_flops[family])
         run = experiments.train_for_flops(
             model,
             sample,
             loss_fn,
             budget=flops,
             flops_per_step=step_flops[family],
-            lr=3e-3,
+            lr=cfg.vers_lr,
+            scheduler=warmup_cosine(steps, warmup=steps // 10),
             progress=False,
         )
         versatile[name] = model.eval()
@@ -717,15 +737,16 @@ if course_utils.ready("format_prompt"):
 @torch.no_grad()
 def complete(model, texts, n_new):
     """Greedy continuations of each text (grouped by length, so no padding is needed)."""
+    rows = [[BOS, *task_vocab.encode(text)] for text in texts]
     out = [None] * len(texts)
     groups = {}
-    for i, text in enumerate(texts):
-        groups.setdefault(len(text), []).append(i)
+    for i, row in enumerate(rows):
+        groups.setdefault(len(row), []).append(i)
     for indices in groups.values():
-        ids = torch.tensor([[BOS, *vocab.encode(texts[i])] for i in indices], device=device)
+        ids = torch.tensor([rows[i] for i in indices], device=device)
         new = model.generate(ids, n_new, temperature=0)[:, ids.shape[1] :]
         for i, row in zip(indices, new.tolist()):
-            out[i] = vocab.decode([t for t in row if t != EOS])
+            out[i] = task_vocab.decode(row[: row.index(EOS)] if EOS in row else row)
     return out
 
 
@@ -750,7 +771,7 @@ if course_utils.ready("format_prompt", "parse_answer"):
         out = versatile["encoder-decoder (dates)"].greedy_decode(
             src, src_padding_mask=src == PAD, max_new_tokens=11
         )
-        ed_acc = np.mean([vocab.decode(o) == e.target for o, e in zip(out[:, 1:], date_test)])
+        ed_acc = np.mean([task_vocab.decode(o) == e.target for o, e in zip(out[:, 1:], date_test)])
     dec_sent, dec_dates, dec_formed = decoder_scores(
         versatile["decoder (mixture)"], splits.test, date_test
     )
@@ -766,21 +787,51 @@ if course_utils.ready("format_prompt", "parse_answer"):
     print(f"(chance on sentiment: 50%; the decoder's answers were well-formed {dec_formed:.0%})")
 
 # %% [markdown]
+# Is a gap real, or the luck of a test set of `n_test` examples? An accuracy measured on
+# `n` examples has a standard error of about `sqrt(p * (1 - p) / n)`, and a difference of
+# two independent ones the root of the sum of their squares. We call a gap of less than
+# two standard errors a tie.
+
+# %%
+if course_utils.ready("format_prompt", "parse_answer"):
+    n = cfg.n_test
+    for task, decoder_acc, specialist, specialist_acc in [
+        ("sentiment", dec_sent, "the encoder", enc_acc),
+        ("dates", dec_dates, "the encoder-decoder", ed_acc),
+    ]:
+        gap = decoder_acc - specialist_acc
+        se = np.sqrt((decoder_acc * (1 - decoder_acc) + specialist_acc * (1 - specialist_acc)) / n)
+        if abs(gap) < 2 * se:
+            verdict = f"ties with {specialist}"
+        else:
+            verdict = f"{'beats' if gap > 0 else 'trails'} {specialist}"
+        print(
+            f"{task:>9}: the decoder {verdict}: {decoder_acc:.0%} against {specialist_acc:.0%}"
+            f" ({gap:+.0%}, two standard errors = {2 * se:.0%})"
+        )
+    if abs(dec_sent - 0.5) < 2 * np.sqrt(0.25 / n):
+        print("(on sentiment the decoder is no better than a coin: 50% is within two errors)")
+
+# %% [markdown]
 # The decoder is the only model in the table with a number in both columns: that is the
 # versatility claim, and it holds by construction. Whether it is *as good* as each
-# specialist at equal compute is a different claim, and at our scale it fails. In our cpu
-# run the decoder's answers were mostly not even well-formed (9% of them were), so it
-# scored 10% on sentiment (below chance, because a missing answer counts as wrong) and 0%
-# on dates, against 52% and 7% for the specialists, which are weak too: a few hundred steps
-# are not enough for characters to become words, let alone negations. A model that must
-# learn plain text, two prompt formats and two tasks in one budget pays for all of them;
-# the claim that one model can do everything *well* needs far more compute than a laptop.
+# specialist at equal compute is a different claim, and the lines above settle it for this
+# run. In our cpu runs the specialists won both tasks. On dates the decoder learned a good
+# part of the task; on sentiment it wrote well-formed answers that were no better than a
+# coin, while the encoder was nearly perfect. A model that must learn plain text, two
+# prompt formats and two tasks in one budget pays for all of them, and the decoder learns
+# sentiment from one answer token at the end of each review line, where the encoder's
+# whole loss is the label. (An answer that is not
+# well-formed counts as wrong, so the well-formed rate caps the decoder's scores.) The
+# claim that one model does everything *well* is a claim about scale, which a laptop
+# cannot test; what it can show is that one model, one loss and one decoding loop already
+# do both tasks at all.
 #
 # What happens with a prompt the decoder never saw written that way? Below, three inputs
-# in formats that were never in its training text. Read what it writes honestly: in our
-# run it wrote nothing at all for the first two (it ended the line at once), and for
-# `"->"` it wrote `" => positive"`, repairing the arrow it knew: a model this small has
-# learned the surface of the format, not the idea of a question.
+# in formats that were never in its training text. Read what it writes honestly: a model
+# this small has learned the surface of its training format, not the idea of a question.
+# It tends to stop at once, or to repair the text toward the format it knows (writing the
+# `=>` it expects) before it answers.
 
 # %%
 if course_utils.ready("format_prompt", "parse_answer"):
@@ -790,11 +841,20 @@ if course_utils.ready("format_prompt", "parse_answer"):
         "review: the plot was good ->",
     ]
     for text, said in zip(unseen, complete(versatile["decoder (mixture)"], unseen, 24)):
-        print(f"{text!r:<56} -> {said!r}")
+        line = said.split("\n")[0]
+        if not line.strip():
+            what = "no answer: it ended the line"
+        elif "=>" in line:
+            what = "it repairs the format: writes '=>' first"
+        elif parse_answer("sentiment", line) or parse_answer("dates", line):
+            what = "a well-formed answer"
+        else:
+            what = "text, but no well-formed answer"
+        print(f"{text!r:<56} -> {said!r}\n{'':<56}    ({what})")
 
 # %% [markdown]
 # Try it yourself: type a prompt and the mixture-trained decoder continues it (greedy,
-# 40 characters). Start with `review: the acting was not funny =>` or
+# 40 tokens). Start with `review: the acting was not funny =>` or
 # `date: 3/6/2026 =>`, then break the format.
 
 # %%
