@@ -24,7 +24,7 @@
 # 4. `fit_power_law`: a straight line in log-log space.
 #
 # Every number below is computed when the notebook runs; none is typed in. The whole
-# notebook takes about 2 minutes on a 2-core laptop CPU.
+# notebook takes about 3 minutes on a 2-core laptop CPU.
 
 # %% [markdown]
 # ## 0. Set-up
