@@ -111,7 +111,8 @@ class CharVocab:
         return "".join(self.itos[i] for i in ids if i >= len(self.SPECIALS))
 
 
-_WORD_OR_CHAR = re.compile(r"( ?)([^\W\d_]+)|(.)", re.DOTALL)
+WORD = re.compile(r"[^\W\d_]+")  # letters only: what WordVocab can make one token
+_WORD_OR_CHAR = re.compile(rf"( ?)({WORD.pattern})|(.)", re.DOTALL)
 
 
 class WordVocab(CharVocab):
@@ -129,7 +130,7 @@ class WordVocab(CharVocab):
         if isinstance(words, str):
             raise TypeError("words must be a list of words, not one str")
         for word in sorted(set(words)):
-            if not isinstance(word, str) or not re.fullmatch(r"[^\W\d_]+", word):
+            if not isinstance(word, str) or not WORD.fullmatch(word):
                 raise ValueError(
                     f"each word must be letters only (no space, digit or sign), got {word!r}"
                 )

@@ -34,9 +34,7 @@
 
 # %%
 import ast
-import dataclasses
 import inspect
-import re
 import time
 
 import matplotlib.pyplot as plt
@@ -599,7 +597,7 @@ date_train = dates.make_examples("train", cfg.n_dates, seed=0)
 date_test = dates.make_examples("test", cfg.n_test, seed=0)
 corpus_lines = [line for line in corpus.splitlines() if 20 <= len(line) <= 60]
 corpus_lines = corpus_lines[:: max(1, len(corpus_lines) // cfg.n_reviews)]
-date_words = {w for e in date_train for w in re.findall(r"[^\W\d_]+", e.source)}
+date_words = {w for e in date_train for w in prompts.WORD.findall(e.source)}
 task_vocab = prompts.WordVocab(
     [*sentiment.review_words(), *date_words, *prompts.TASKS.values(), *prompts.LABELS]
 )
@@ -677,8 +675,14 @@ def sampler(items, make, seed):
 
 # %%
 if course_utils.ready("format_prompt"):
-    spec_cfg = model_config(cfg.d_model, cfg.n_layers, vocab_size=len(task_vocab), max_len=V_T)
-    spec_cfg = dataclasses.replace(spec_cfg, n_classes=2, pooling="mean")
+    spec_cfg = model_config(
+        cfg.d_model,
+        cfg.n_layers,
+        vocab_size=len(task_vocab),
+        max_len=V_T,
+        n_classes=2,
+        pooling="mean",
+    )
     enc_sample = sampler(splits.train, review_batch, 10)
     ed_sample = sampler(date_train, date_batch, 11)
     dec_sample = sampler(mixture, mixture_batch, 12)

@@ -1,7 +1,5 @@
 """course_utils.tasks.prompts: tasks as text for a decoder, and answers read back."""
 
-import re
-
 import pytest
 
 from course_utils.tasks import dates, prompts, sentiment
@@ -87,7 +85,7 @@ def test_word_vocab_makes_each_known_word_one_token_and_spells_the_rest():
 def test_word_vocab_round_trips_every_task(seed):
     reviews = sentiment.generate(30, seed=seed)
     examples = dates.make_examples("train", 30, seed=seed)
-    month_words = {w for e in examples for w in re.findall(r"[^\W\d_]+", e.source)}
+    month_words = {w for e in examples for w in prompts.WORD.findall(e.source)}
     vocab = prompts.WordVocab([*sentiment.review_words(), *month_words])
     lines = prompts.make_mixture(reviews, examples, ["def f(x):\n    return x  # ok"], seed=seed)
     for line in lines:
