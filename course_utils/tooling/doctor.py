@@ -11,6 +11,7 @@ import importlib
 import platform
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 # (import name, pip name, minimum version, needed for)
 REQUIREMENTS = [
@@ -92,7 +93,41 @@ def checks() -> list[Check]:
     results.append(_threads_check())
     results.append(_widget_check())
     results.append(_isolation_check())
+    results.append(_terminal_check())
     return results
+
+
+def _terminal_check(environ: dict | None = None) -> Check:
+    """Information: which ``python`` a terminal finds after your shell's start-up file (where
+    ``pyenv init`` or ``conda init`` may put another Python first), and what to run if it is
+    not this one. Never a failure: ``start``'s own terminals put this Python first."""
+    import os
+    import shutil
+    import subprocess
+
+    env = dict(os.environ if environ is None else environ)
+    shell = env.get("SHELL") or ""
+    if Path(shell).name not in ("bash", "zsh") or not shutil.which(shell):
+        return Check("terminal", True, "no bash or zsh start-up file to check")
+    try:
+        done = subprocess.run(
+            [shell, "-ic", "command -v python"],
+            capture_output=True, text=True, timeout=15, env=env, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        found = (done.stdout.strip().splitlines() or [""])[-1]
+    except (OSError, subprocess.SubprocessError) as error:
+        return Check("terminal", True, f"could not ask {shell} ({type(error).__name__})")
+    here = Path(sys.executable).parent / "python"
+    if found and os.path.abspath(found) == os.path.abspath(here):
+        return Check("terminal", True, f"a new terminal's python is this one ({here})")
+    name = "~/.zshrc" if Path(shell).name == "zsh" else "~/.bashrc"
+    return Check(
+        "terminal",
+        True,
+        f"a new terminal's python is {found or 'none'}, not this one ({here}): {name} puts "
+        "another first. Terminals opened in `python -m course_utils start` use this one; "
+        f"elsewhere run {here} -m course_utils ... (or the `course` command)",
+    )
 
 
 def _isolation_check() -> Check:

@@ -241,6 +241,9 @@ def _python_paths() -> list[Path]:
         if sysconfig.get_paths().get(key):
             paths.add(Path(sysconfig.get_paths()[key]))
     paths.update(Path(p) for p in site.getsitepackages())
+    # Site folders added at start-up by a .pth file or PYTHONPATH (another environment's
+    # packages, as a venv made with --system-site-packages sees its base's).
+    paths.update(Path(p) for p in sys.path if Path(p).name in ("site-packages", "dist-packages"))
     cache = os.environ.get("COURSE_CACHE_DIR") or "~/.cache/llm-architectures-course"
     paths.add(Path(cache).expanduser())
     return sorted(p.resolve() for p in paths)

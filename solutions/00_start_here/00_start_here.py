@@ -50,6 +50,8 @@ ready_for_the_course = doctor.report()  # True when every line has a ✓
 # - **Check your own work** at any time, from a terminal in the course folder:
 #   `python -m course_utils grade notebooks/00_start_here/00_start_here.ipynb`. It grades a
 #   copy of your notebook exactly as an instructor would, and never changes your file.
+#   A terminal opened in JupyterLab runs the course's Python; if another terminal answers
+#   that its Python lacks a package the course needs, it names the Python to run instead.
 # - **Hints.** Each exercise has a hint behind a "Hint" line you can click open, and a test
 #   that fails prints the hint for the check that failed. The grader prints them too.
 # - **Cells you cannot edit.** Explanations, tests and set-up code are locked, so that

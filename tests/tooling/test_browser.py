@@ -31,7 +31,6 @@ import json
 import os
 import re
 import shutil
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -260,16 +259,22 @@ def server(course, jupyter_lab, tmp_path_factory):
         "COURSE_OFFLINE": "1",
         # The kernel imports this checkout's course_utils, installed or not.
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-        # A terminal's `python` is this one, as in an activated virtual environment.
-        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
-        "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE"),
+        # As `start` runs it: a terminal's `python` is this one, also after ~/.bashrc has run
+        # `pyenv init` (PATH and COURSE_PYTHON_BIN), and OpenMP waits passively. Terminals run
+        # bash, most learners' shell, so that this machine's own ~/.bashrc is read.
+        **{
+            key: value
+            for key, value in start.server_environment().items()
+            if key in ("PATH", "COURSE_PYTHON_BIN", "OMP_WAIT_POLICY")
+        },
+        **({"SHELL": shutil.which("bash")} if shutil.which("bash") else {}),
         # grade in the terminal: this test checks paths, not grading's 30 s budget per cell,
         # which a loaded machine can exceed while a kernel imports torch.
         "COURSE_CELL_TIMEOUT": os.environ.get("COURSE_CELL_TIMEOUT", "300"),
     }
     # As `python -m course_utils start` starts it: rooted at the course, lab 00 in front (the
     # fixture sets the root itself).
-    root_option, *options = start.lab_arguments(course, LABS[0])
+    root_option, *options = start.lab_arguments(course, LABS[0], {**os.environ, **env})
     assert root_option == f"--ServerApp.root_dir={course.resolve()}"
     lab_server = jupyter_lab(course, config_dir=config_dir, env=env, extra_args=tuple(options))
     yield lab_server

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from helpers import ROOT, run_cli, student_path
@@ -106,3 +107,48 @@ def test_grade_fail_under_sets_the_exit_code(monkeypatch, capsys, fail_under, sc
 def test_grade_fail_under_rejects_what_is_not_a_number_of_points(value):
     result = run_cli("grade", str(student_path("00_start_here")), "--fail-under", value)
     assert result.returncode == 2 and "expected" in result.stderr and value in result.stderr
+
+
+def test_a_python_without_the_course_packages_names_the_one_to_use(tmp_path):
+    """A terminal whose ~/.bashrc ran `pyenv init` finds another Python: instead of a
+    traceback, one line says what is missing and which Python to run (exit 2)."""
+    import os
+    import subprocess
+    import sys
+
+    bare = tmp_path / "bare"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", bare], check=True)
+    env = {**os.environ, "COURSE_PYTHON_BIN": str(Path(sys.executable).parent)}
+    env.pop("PYTHONPATH", None)
+    done = subprocess.run(
+        [bare / "bin" / "python", "-m", "course_utils", "grade", "lab.ipynb"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "lacks 'nbformat'" in lines[0], done.stderr
+    assert f"{Path(sys.executable).parent / 'python'} -m course_utils grade lab.ipynb" in lines[0]
+
+
+def test_doctor_says_when_a_new_terminal_finds_another_python(tmp_path):
+    import os
+    import shutil
+    import sys
+
+    from course_utils.tooling.doctor import _terminal_check
+
+    bash = shutil.which("bash")
+    if bash is None:
+        pytest.skip("bash is not installed")
+    home = tmp_path / "home"
+    other = tmp_path / "other" / "bin"
+    other.mkdir(parents=True)
+    home.mkdir()
+    (other / "python").write_text("#!/bin/sh\n")
+    (other / "python").chmod(0o755)
+    env = {"HOME": str(home), "SHELL": bash, "PATH": os.environ["PATH"]}
+    (home / ".bashrc").write_text(f'export PATH="{other}:$PATH"\n')
+    check = _terminal_check(env)
+    assert check.ok and f"python is {other / 'python'}, not this one" in check.detail, check
+    (home / ".bashrc").write_text(f'export PATH="{Path(sys.executable).parent}:$PATH"\n')
+    assert "is this one" in _terminal_check(env).detail

@@ -230,9 +230,13 @@ def test_a_python_that_lives_under_tmp_grades_in_the_sandbox(tmp_path):
     environment, made by ``mktemp -d``) must stay visible, or every kernel dies at start."""
     venv = Path(tempfile.mkdtemp(prefix="course-venv-", dir="/tmp")) / "venv"
     try:
-        subprocess.run(
-            [sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", venv],
-            check=True,
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", venv], check=True)
+        # The new environment sees this one's packages through a .pth file, as a venv made
+        # with --system-site-packages sees its base's; that flag itself would show the base
+        # interpreter's packages, not this environment's (on a fresh machine: no nbformat).
+        (purelib,) = (venv / "lib").glob("python*/site-packages")
+        (purelib / "course_test_outer.pth").write_text(
+            "".join(f"import site; site.addsitedir({p!r})\n" for p in site.getsitepackages())
         )
         notebook = tmp_path / f"{LAB}.ipynb"
         shutil.copy(student_path(LAB), notebook)

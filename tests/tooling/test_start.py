@@ -12,6 +12,7 @@ import json
 import os
 import shlex
 import shutil
+import subprocess
 import sys
 import urllib.error
 import urllib.request
@@ -50,7 +51,35 @@ def test_a_terminal_finds_this_python_first_and_is_no_login_shell(tmp_path):
     assert start.server_environment(env)["PATH"] == env["PATH"]  # not added twice
     (option,) = [a for a in start.lab_arguments(tmp_path, LABS[0]) if "terminado" in a]
     shell = json.loads(option.split("=", 1)[1])["shell_command"]
-    assert shell == [start.terminal_shell()] and "-l" not in shell, shell
+    assert shell == start.terminal_command() and "-l" not in shell, shell
+    assert start.terminal_command({"SHELL": "/bin/sh"}) == ["/bin/sh"]
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh"])
+def test_a_terminal_keeps_this_python_first_whatever_the_users_rc_file_does(shell, tmp_path):
+    """~/.bashrc (or ~/.zshrc) may run `pyenv init` or `conda init`, which put another Python
+    first on PATH: the course's terminal reads the user's file, then puts this one first."""
+    executable = shutil.which(shell)
+    if executable is None:
+        pytest.skip(f"{shell} is not installed")
+    home = tmp_path / "home"
+    other = tmp_path / "other-python" / "bin"  # what pyenv's shims are to CI's terminal
+    other.mkdir(parents=True)
+    (other / "python").write_text("#!/bin/sh\necho other python\n")
+    (other / "python").chmod(0o755)
+    home.mkdir()
+    rc = f'export PATH="{other}:$PATH"\nexport COURSE_RC_READ=yes\n'
+    (home / (".bashrc" if shell == "bash" else ".zshrc")).write_text(rc)
+    env = start.server_environment(
+        {"PATH": os.environ["PATH"], "HOME": str(home), "SHELL": executable, "TERM": "dumb"}
+    )
+    argv = start.terminal_command(env)
+    typed = 'echo "rc=$COURSE_RC_READ python=$(command -v python)"; exit\n'
+    done = subprocess.run(
+        argv, input=typed, capture_output=True, text=True, env=env, timeout=60, cwd=tmp_path
+    )
+    here = Path(sys.executable).parent
+    assert f"rc=yes python={here / 'python'}" in done.stdout, (argv, done.stdout, done.stderr)
 
 
 def test_start_names_a_missing_notebook(tmp_path, capsys):
