@@ -154,7 +154,7 @@ def lm_batch(ids, starts, block_size):
     ### END SOLUTION
 
 
-# %% test="lm_batch" points=2 hint="x[b] = ids[s : s + T] and y[b] = ids[s + 1 : s + T + 1]: the targets are the inputs moved one token to the right; raise ValueError when s + T + 1 > len(ids)."
+# %% test="lm_batch" points=2 hint="x[b] = ids[s : s + T] and y[b] = ids[s + 1 : s + T + 1]: the targets are the inputs moved one token to the right; raise ValueError when s + T + 1 > len(ids)." nudge="A language model learns to predict the next token: the targets are the inputs shifted by one."
 import torch
 
 from course_utils.checks import check_raises, check_tensor
@@ -267,7 +267,7 @@ def lm_loss(logits, targets, ignore_index=-100):
 # The tests compare with PyTorch's cross-entropy at `rtol=1e-5, atol=1e-6`: the same
 # logarithms summed in a different order differ by a few units in the last float32 place.
 
-# %% test="lm_loss" points=2 hint="log_softmax over the last axis, gather each target's log-probability, and average minus that over every (b, t) position whose target is not ignore_index."
+# %% test="lm_loss" points=2 hint="log_softmax over the last axis, gather each target's log-probability, and average minus that over every (b, t) position whose target is not ignore_index." nudge="The loss is the average negative log-probability of the correct next token, over the positions that count."
 import torch
 import torch.nn.functional as F
 
@@ -628,7 +628,7 @@ def generate(
 # the tolerance, 0.02, is about six standard deviations of a frequency estimated from
 # 20,000 draws, and a temperature applied in the wrong place moves the frequencies by 0.2.
 
-# %% test="generate" points=3 hint="Feed ids[:, -block_size:], take logits[:, -1, :], divide by the temperature before the softmax, sample with torch.multinomial(probs, 1, generator=generator), append with torch.cat along dim=1."
+# %% test="generate" points=3 hint="Feed ids[:, -block_size:], take logits[:, -1, :], divide by the temperature before the softmax, sample with torch.multinomial(probs, 1, generator=generator), append with torch.cat along dim=1." nudge="Generation repeats one step: look at the recent context, turn the last position's scores into probabilities, draw a token, append it."
 import torch
 from torch import nn
 
@@ -838,7 +838,7 @@ def top_k_filter(logits, k):
     ### END SOLUTION
 
 
-# %% test="top_k_filter" points=2 hint="kth = torch.topk(logits, k, dim=-1).values[..., -1:]; set logits below kth to -inf with torch.where; clamp k to the vocabulary size; ValueError for k < 1."
+# %% test="top_k_filter" points=2 hint="kth = torch.topk(logits, k, dim=-1).values[..., -1:]; set logits below kth to -inf with torch.where; clamp k to the vocabulary size; ValueError for k < 1." nudge="Top-k keeps the k highest scores of each row and rules out every other token."
 import torch
 
 from course_utils.checks import check_raises, check_tensor
@@ -931,7 +931,7 @@ def top_p_filter(logits, p):
     ### END SOLUTION
 
 
-# %% test="top_p_filter" points=3 hint="Sort descending, softmax, and keep a token when the cumulative probability BEFORE it (cumsum - probs) is < p; the most likely token is always kept; scatter the mask back to the original order."
+# %% test="top_p_filter" points=3 hint="Sort descending, softmax, and keep a token when the cumulative probability BEFORE it (cumsum - probs) is < p; the most likely token is always kept; scatter the mask back to the original order." nudge="Top-p keeps the smallest set of most likely tokens whose probabilities together reach p, and always the most likely one."
 import math
 
 import torch
@@ -1177,7 +1177,7 @@ def kv_cache_step(q, k_new, v_new, cache=None):
 # from PyTorch's `F.scaled_dot_product_attention`. Tolerance `rtol=1e-5, atol=1e-6`: the
 # same sums in another order.
 
-# %% test="kv_cache_step" points=3 hint="k = torch.cat([cache[0], k_new], dim=2) (the time axis of (B, H, T, D)), the same for v; attend with an end-aligned causal mask, course_utils.layers.causal_mask(T_new, T_total); return (out, (k, v))."
+# %% test="kv_cache_step" points=3 hint="k = torch.cat([cache[0], k_new], dim=2) (the time axis of (B, H, T, D)), the same for v; attend with an end-aligned causal mask, course_utils.layers.causal_mask(T_new, T_total); return (out, (k, v))." nudge="A KV cache keeps the keys and values of earlier tokens, so a step only computes them for the new tokens."
 import torch
 import torch.nn.functional as F
 
