@@ -143,6 +143,11 @@ def test_solution_has_no_stray_outputs(lab):
             first = cell.source.splitlines()[0][:60] if cell.source else ""
             where = f"{lab}, cell {index} ({first})"
             assert output.get("output_type") != "error", f"{where}: {_text(output)}"
+            assert "⏳" not in _text(output), (
+                f"{where}: a demo cell waited in the solution notebook ({_text(output)!r}): "
+                "its exercise's visible test did not pass before it, or ready() names the "
+                "wrong function"
+            )
             assert output.get("output_type") != "execute_result", (
                 f"{where} ends with a bare value, shown as {_text(output)[:80]!r}: end the cell "
                 "with a statement (print(...), plt.show(), or `;` after a plot call)"
