@@ -5,18 +5,19 @@ it into ``solutions/<lab>/<lab>.ipynb``, the notebook nbgrader releases to learn
 headers carry the grading metadata in a short form (see CONTRIBUTING.md)::
 
     # %% exercise="char_tokenizer"                       a solution cell the learner fills in
-    # %% test="char_tokenizer" points=2 hint="..."       a test cell for that exercise
+    # %% test="char_tokenizer" points=2 hint="..." nudge="..."   a test cell for that exercise
     # %% [markdown] answer="risks" points=2              a written answer, graded by hand
 
 Every other cell is locked: nbgrader restores it from the source when grading, so the only
 code a learner controls is in exercise cells and in cells they add. Each test cell gets one
 first line, ``begin_test(...)`` (see :mod:`course_utils.checks`), written from its header: a
-failing check then shows the cell's hint in the notebook, and names the learner's functions
-from earlier exercises that the test relies on (found in the exercise's and the test's code)
-when their checks fail. The build also inserts
-the Colab setup cell and the launch badges, both generated from :mod:`course_utils.config`.
-The output is deterministic (cell ids come from grade ids), so ``build --check`` can tell
-whether a committed notebook is out of date.
+failing check then shows the cell's nudge, or its hint on a second failure, and names the
+learner's functions from earlier exercises that the test relies on (found in the exercise's
+and the test's code) when their checks fail. The nudges and hints themselves go to
+``course_utils/hints/<lab>.json`` (:func:`hints_file`), never into a cell's source. The
+build also inserts the Colab setup cell and the launch badges, both generated from
+:mod:`course_utils.config`. The output is deterministic (cell ids come from grade ids), so
+``build --check`` can tell whether a committed notebook is out of date.
 """
 
 from __future__ import annotations
