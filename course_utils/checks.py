@@ -148,9 +148,20 @@ def help_lines(nudge: str | None, hint: str | None, attempt: int, number: int | 
 def _help(own_hint: str | None) -> str:
     """The help for a failure now: the nudge first, the detailed hint when it fails again."""
     if not _state["test"]:
+        if _grading():
+            return ""  # the test cell's begin_test (another copy) adds the nudge under it
         return f"Hint: {own_hint}" if own_hint else ""
     attempt = _attempts.get(_state["test"], 0) + 1
     return help_lines(_state["nudge"], own_hint or _state["hint"], attempt, _state["exercise"])
+
+
+def _grading() -> bool:
+    """True in a grading kernel, where each import of the checks is a fresh copy (see
+    :mod:`course_utils.tooling.trusted`): a check cannot see its test cell's state there."""
+    import sys
+
+    registered = sys.modules.get(__name__)
+    return registered is None or vars(registered) is not globals()
 
 
 def _explain(message: str, hint: str | None) -> str:
