@@ -3,7 +3,8 @@
 Later labs import what earlier labs built. The map, in the order the course builds it:
 
 - lab 00: :mod:`~course_utils.profiles` (``settings``, ``pick_device``, ``seed_everything``)
-  and :mod:`~course_utils.exercises` (``ready``: demo cells wait for unfinished exercises);
+  and :mod:`~course_utils.exercises` (``ready``: demo cells wait until an exercise passes its
+  test; ``hint(3)``: an exercise's detailed hint, from ``hints/<lab>.json``);
 - lab 01: :mod:`~course_utils.data` (the corpus, batches) and :mod:`~course_utils.tokenizers`
   (characters, byte-pair encoding);
 - labs 02-03: :mod:`~course_utils.layers` (attention, masks, feed-forward, the block,
@@ -24,8 +25,16 @@ The machinery that builds, releases and grades the course (the command line
 modules load on first use.
 """
 
-from .exercises import ready
+from .exercises import hint, ready
 from .profiles import current_profile, pick_device, seed_everything, settings
 
 __version__ = "0.1.0"
-__all__ = ["current_profile", "pick_device", "ready", "seed_everything", "settings", "__version__"]
+__all__ = [
+    "current_profile",
+    "hint",
+    "pick_device",
+    "ready",
+    "seed_everything",
+    "settings",
+    "__version__",
+]

@@ -7,12 +7,21 @@ The checks look only at the values passed in. Tests compute their reference valu
 test cell, from PyTorch itself, and pass both here.
 
 Each test cell of a built notebook starts with one line the build writes from the cell's
-header, ``begin_test("test_merge", exercise=3, hint="...", uses={"most_frequent_pair": 2})``.
-From then until the cell ends, a failing check without its own ``hint=`` shows the cell's
-hint, and a failure says so when an earlier exercise the test relies on has failing checks
-("this uses your `layer_norm` from exercise 1, whose checks fail: fix that first"). An error
-that is not a check (a ``TypeError`` in the learner's code) gets the same two lines printed
-under its traceback.
+header, ``begin_test("test_merge", lab="01_tokens_and_embeddings", exercise=3,
+uses={"most_frequent_pair": 2})``. The test's hints are not in the cell: begin_test reads them
+from the lab's hint file (:func:`course_utils.exercises.lab_hints`). From then until the cell
+ends, a failing check shows, under its message:
+
+- nothing when the exercise is still its untouched placeholder (the traceback says so);
+- on the first real failure of this test in this kernel, the short nudge that names the idea
+  (and how to ask for more: ``course_utils.hint(3)``);
+- when it fails again, the detailed hint (a check's own ``hint=``, else the cell's);
+
+and says so when an earlier exercise the test relies on has failing checks ("this uses your
+`layer_norm` from exercise 1, whose checks fail: fix that first"). An error that is not a
+check (a ``TypeError`` in the learner's code) gets the same lines printed under its
+traceback. When the cell ends, its result is reported to
+:func:`course_utils.exercises.record_test`, so that ``ready()`` waits until the test passes.
 """
 
 from __future__ import annotations
@@ -22,6 +31,8 @@ from typing import Any
 __all__ = [
     "CheckFailed",
     "begin_test",
+    "help_lines",
+    "is_placeholder",
     "prerequisite_note",
     "check_tensor",
     "check_shape",
@@ -36,28 +47,65 @@ class CheckFailed(AssertionError):
 
 
 # The test cell running now (set by begin_test) and the test cells that failed, by grade id.
-_state: dict[str, Any] = {"test": None, "exercise": None, "hint": None, "uses": {}}
+_state: dict[str, Any] = {
+    "test": None,
+    "exercise": None,
+    "name": None,
+    "lab": None,
+    "nudge": None,
+    "hint": None,
+    "uses": {},
+    "shown": False,
+}
 _failed: dict[str, int] = {}  # grade id of a failed test cell -> its exercise number
+_attempts: dict[str, int] = {}  # grade id -> real (not placeholder) failures in this kernel
 _watching: list[Any] = []  # the IPython shell whose post_run_cell event we listen to
 
 
 def begin_test(
-    test: str, *, exercise: int, hint: str | None = None, uses: dict[str, int] | None = None
+    test: str,
+    *,
+    exercise: int,
+    lab: str | None = None,
+    hint: str | None = None,
+    nudge: str | None = None,
+    uses: dict[str, int] | None = None,
 ) -> None:
-    """Start a test cell: its id, its exercise's number, its hint and what it relies on.
+    """Start a test cell: its id, its lab, its exercise's number and what it relies on.
 
     ``uses`` maps the learner's functions from earlier exercises that this test calls
-    (directly or through the exercise's code) to those exercises' numbers. The build writes
-    this call at the top of every test cell; authors never write it by hand.
+    (directly or through the exercise's code) to those exercises' numbers. The nudge and the
+    hint come from the lab's hint file unless given here. The build writes this call at the
+    top of every test cell; authors never write it by hand.
     """
     if not isinstance(test, str) or not isinstance(exercise, int) or isinstance(exercise, bool):
-        raise TypeError("begin_test(test_id: str, exercise=<int>, hint=..., uses={...})")
+        raise TypeError("begin_test(test_id: str, exercise=<int>, lab=..., uses={...})")
     uses = dict(uses or {})
     if not all(isinstance(k, str) and type(v) is int for k, v in uses.items()):
         raise TypeError("begin_test: uses maps function names to exercise numbers")
-    _state.update(test=test, exercise=exercise, hint=hint or None, uses=uses)
+    from .exercises import lab_hints
+
+    info = lab_hints(lab).get("tests", {}).get(test, {}) if lab else {}
+    name = info.get("exercise") or _exercise_name(test)
+    _state.update(
+        test=test,
+        exercise=exercise,
+        name=name,
+        lab=lab,
+        nudge=nudge or info.get("nudge") or None,
+        hint=hint or info.get("hint") or None,
+        uses=uses,
+        shown=False,
+    )
     _failed.pop(test, None)
     _watch_cells()
+
+
+def _exercise_name(test: str) -> str:
+    """``test_merge`` and ``test_merge_2`` belong to exercise ``merge``."""
+    name = test[5:] if test.startswith("test_") else test
+    head, _, tail = name.rpartition("_")
+    return head if head and tail.isdigit() else name
 
 
 def prerequisite_note(uses: dict[str, int], failed: set[int] | list[int]) -> str:
@@ -84,13 +132,56 @@ def _current_note() -> str:
     return prerequisite_note(_state["uses"], failed)
 
 
+def help_lines(nudge: str | None, hint: str | None, attempt: int, number: int | None = None) -> str:
+    """What a failing test shows: the nudge on the first failure, the hint after that.
+
+    ``attempt`` counts this test's real failures in this kernel, this one included. Without
+    a nudge the hint is shown at once; without either, nothing.
+    """
+    if attempt <= 1 and nudge:
+        more = f"`course_utils.hint({number})`" if number else "`course_utils.hint(...)`"
+        return f"Hint: {nudge}\n(Still stuck? {more} shows a detailed hint, as does failing again.)"
+    text = hint or nudge
+    return f"Hint: {text}" if text else ""
+
+
+def _help(own_hint: str | None) -> str:
+    """The help for a failure now: the nudge first, the detailed hint when it fails again."""
+    if not _state["test"]:
+        if _grading():
+            return ""  # the test cell's begin_test (another copy) adds the nudge under it
+        return f"Hint: {own_hint}" if own_hint else ""
+    attempt = _attempts.get(_state["test"], 0) + 1
+    return help_lines(_state["nudge"], own_hint or _state["hint"], attempt, _state["exercise"])
+
+
+def _grading() -> bool:
+    """True in a grading kernel, where each import of the checks is a fresh copy (see
+    :mod:`course_utils.tooling.trusted`): a check cannot see its test cell's state there."""
+    import sys
+
+    registered = sys.modules.get(__name__)
+    return registered is None or vars(registered) is not globals()
+
+
 def _explain(message: str, hint: str | None) -> str:
-    """The message with what the running test cell adds: the prerequisite note, the hint."""
+    """The message with what the running test cell adds: the prerequisite note, the help."""
     note = _current_note() if _state["test"] else ""
-    hint = hint or _state["hint"]
+    help_text = _help(hint)
     if _state["test"]:
         _failed[_state["test"]] = _state["exercise"]
-    return message + (f"\n{note}" if note else "") + (f"\nHint: {hint}" if hint else "")
+        _state["shown"] = True
+    return message + (f"\n{note}" if note else "") + (f"\n{help_text}" if help_text else "")
+
+
+def is_placeholder(error: BaseException | None) -> bool:
+    """True for the NotImplementedError an untouched exercise raises (nothing tried yet)."""
+    from .exercises import PLACEHOLDER_RE
+
+    return (
+        type(error).__name__ == "NotImplementedError"
+        and PLACEHOLDER_RE.match(str(error).strip()) is not None
+    )
 
 
 def _after_cell(result: Any) -> None:
@@ -103,16 +194,33 @@ def _after_cell(result: Any) -> None:
         if error is None:
             _failed.pop(test, None)
         else:
-            if not isinstance(error, CheckFailed):
-                # A crash in the learner's code, not a check: add the same help under it.
-                extra = _current_note()
-                if _state["hint"]:
-                    extra += ("\n" if extra else "") + f"Hint: {_state['hint']}"
-                if extra:
-                    print(extra)
+            if not is_placeholder(error):
+                if not _state["shown"]:
+                    # A crash in the learner's code, or a check from another copy of this
+                    # module (grading gives each import its own): add the help under it.
+                    extra = _current_note()
+                    help_text = _help(None)
+                    if help_text:
+                        extra += ("\n" if extra else "") + help_text
+                    if extra:
+                        print(extra)
+                _attempts[test] = _attempts.get(test, 0) + 1
             _failed[test] = _state["exercise"]
+        _record(error is None)
     finally:
-        _state.update(test=None, exercise=None, hint=None, uses={})
+        _state.update(test=None, exercise=None, name=None, lab=None, nudge=None, hint=None, uses={})
+        _state["shown"] = False
+
+
+def _record(passed: bool) -> None:
+    """Tell ``ready()`` how this test cell ended (with the exercise's objects as they are)."""
+    try:
+        from .exercises import record_test
+
+        namespace = getattr(_watching[0], "user_ns", {}) if _watching else {}
+        record_test(_state["lab"], _state["name"], _state["test"], passed, namespace)
+    except Exception:  # noqa: BLE001 - bookkeeping for demo cells must never break a test
+        pass
 
 
 def _watch_cells() -> None:
@@ -323,6 +431,8 @@ def check_raises(
     except exception as error:  # noqa: B902 - any subclass is fine
         return error
     except Exception as error:  # noqa: BLE001
+        if is_placeholder(error):
+            raise  # an untouched exercise: its placeholder says what to do
         _fail(
             name,
             f"expected {exception.__name__}, but it raised {type(error).__name__}: {error}",

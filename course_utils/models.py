@@ -61,7 +61,14 @@ from .layers import (
     TransformerBlock,
 )
 
-__all__ = ["ModelConfig", "EncoderModel", "DecoderModel", "EncoderDecoderModel", "sample_next"]
+__all__ = [
+    "ModelConfig",
+    "EncoderModel",
+    "DecoderModel",
+    "EncoderDecoderModel",
+    "sample_next",
+    "nucleus_filter",
+]
 
 
 @dataclass
@@ -457,15 +464,27 @@ def sample_next(
         kth = torch.topk(logits, min(top_k, logits.size(-1)), dim=-1).values[:, -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
     if top_p is not None:
-        if not 0.0 < top_p <= 1.0:
-            raise ValueError(f"top_p must be in (0, 1], got {top_p}")
-        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
-        probs = torch.softmax(sorted_logits, dim=-1)
-        before = probs.cumsum(dim=-1) - probs  # probability of the tokens ranked above
-        remove = torch.zeros_like(before, dtype=torch.bool).scatter(-1, order, before >= top_p)
-        logits = logits.masked_fill(remove, float("-inf"))
+        logits = nucleus_filter(logits, top_p)
     probs = torch.softmax(logits, dim=-1)
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+def nucleus_filter(logits: Tensor, top_p: float) -> Tensor:
+    """Top-p: logits (..., V) with every token outside the nucleus set to -inf (a new tensor).
+
+    A token is dropped when the tokens more likely than it already hold probability >= p;
+    the most likely token always stays, and ``top_p=1`` keeps every token. Computed as
+    Hugging Face's ``TopPLogitsWarper`` does: sorted from least to most likely, a token is
+    dropped when it and every less likely token hold at most 1 - p. Summing from the top
+    instead (``cumsum - probs >= p``) rounds past 1 in float32 and drops real tokens at p = 1.
+    """
+    if not 0.0 < top_p <= 1.0:
+        raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+    sorted_logits, order = torch.sort(logits, dim=-1)
+    total = torch.softmax(sorted_logits, dim=-1).cumsum(dim=-1)  # it and all less likely
+    drop = total <= 1 - top_p
+    drop[..., -1] = False
+    return logits.masked_fill(drop.scatter(-1, order, drop), float("-inf"))
 
 
 # --------------------------------------------------------------------------------------------
@@ -643,10 +662,15 @@ class EncoderDecoderModel(nn.Module):
         ``eos_id``; its score is its total log-probability divided by its length (tokens
         after bos, eos included) to the power ``length_penalty`` (1: mean log-probability per
         token; 0: no normalisation, which favours short outputs). A source is done once it
-        has ``beam_size`` finished hypotheses and no live beam could still beat the worst of
-        them, or after ``max_new_tokens`` (default ``max_len - 1``), when live beams count as
-        finished. Outputs are padded with ``cfg.pad_id`` (or eos). ``return_scores=True``
-        also returns the (B,) normalised scores. ``beam_size=1`` is greedy decoding.
+        has ``beam_size`` finished hypotheses and its best live beam, scored at its current
+        length, does not beat the worst of them: Hugging Face's ``generate(...,
+        early_stopping=False)`` rule. That is a heuristic, not a guarantee: with
+        ``length_penalty > 0`` a live beam's normalised score still rises as it grows, so a
+        longer output could have won (``early_stopping="never"`` would score live beams at
+        the longest length instead). Otherwise a source stops after ``max_new_tokens``
+        (default ``max_len - 1``), when live beams count as finished. Outputs are padded with
+        ``cfg.pad_id`` (or eos). ``return_scores=True`` also returns the (B,) normalised
+        scores. ``beam_size=1`` is greedy decoding.
         """
         _check_ids(src_ids, "src_ids")
         if beam_size < 1:

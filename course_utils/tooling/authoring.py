@@ -5,18 +5,19 @@ it into ``solutions/<lab>/<lab>.ipynb``, the notebook nbgrader releases to learn
 headers carry the grading metadata in a short form (see CONTRIBUTING.md)::
 
     # %% exercise="char_tokenizer"                       a solution cell the learner fills in
-    # %% test="char_tokenizer" points=2 hint="..."       a test cell for that exercise
+    # %% test="char_tokenizer" points=2 hint="..." nudge="..."   a test cell for that exercise
     # %% [markdown] answer="risks" points=2              a written answer, graded by hand
 
 Every other cell is locked: nbgrader restores it from the source when grading, so the only
 code a learner controls is in exercise cells and in cells they add. Each test cell gets one
 first line, ``begin_test(...)`` (see :mod:`course_utils.checks`), written from its header: a
-failing check then shows the cell's hint in the notebook, and names the learner's functions
-from earlier exercises that the test relies on (found in the exercise's and the test's code)
-when their checks fail. The build also inserts
-the Colab setup cell and the launch badges, both generated from :mod:`course_utils.config`.
-The output is deterministic (cell ids come from grade ids), so ``build --check`` can tell
-whether a committed notebook is out of date.
+failing check then shows the cell's nudge, or its hint on a second failure, and names the
+learner's functions from earlier exercises that the test relies on (found in the exercise's
+and the test's code) when their checks fail. The nudges and hints themselves go to
+``course_utils/hints/<lab>.json`` (:func:`hints_file`), never into a cell's source. The
+build also inserts the Colab setup cell and the launch badges, both generated from
+:mod:`course_utils.config`. The output is deterministic (cell ids come from grade ids), so
+``build --check`` can tell whether a committed notebook is out of date.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from .. import config
 SCHEMA_VERSION = 3
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 _ID = re.compile(r"^[A-Za-z0-9_]+$")
-_KEYS = {"exercise", "test", "answer", "points", "hint"}
+_KEYS = {"exercise", "test", "answer", "points", "hint", "nudge"}
 
 
 class AuthoringError(ValueError):
@@ -186,9 +187,13 @@ def _literal(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def begin_test_line(test_id: str, number: int, hint: str, uses: dict[str, int]) -> str:
-    """The first line of a built test cell (formatted as ruff format would)."""
-    args = [_literal(test_id), f"exercise={number}", f"hint={_literal(hint)}"]
+def begin_test_line(test_id: str, lab: str, number: int, uses: dict[str, int]) -> str:
+    """The first line of a built test cell (formatted as ruff format would).
+
+    It names the test, its lab and its exercise, never the hint: hints stay out of the cells
+    a learner reads, in the lab's hint file (:func:`hints_file`).
+    """
+    args = [_literal(test_id), f"lab={_literal(lab)}", f"exercise={number}"]
     if uses:  # in exercise order (the notebook's JSON stores the metadata's keys sorted)
         ordered = sorted(uses.items(), key=lambda item: (item[1], item[0]))
         args.append("uses={" + ", ".join(f"{_literal(k)}: {v}" for k, v in ordered) + "}")
@@ -196,6 +201,72 @@ def begin_test_line(test_id: str, number: int, hint: str, uses: dict[str, int]) 
     if len(call) > 100:
         call = "begin_test(\n" + "".join(f"    {a},\n" for a in args) + ")"
     return f"from course_utils.checks import begin_test\n\n{call}\n"
+
+
+def default_nudge(exercise_source: str) -> str:
+    """A nudge for a test whose header has none: the idea, from the exercise's docstring.
+
+    An exercise ``merge`` whose docstring starts "Replace every occurrence of pair by new_id."
+    gets "Re-read what `merge` must do (replace every occurrence of pair by new_id) ...": the
+    first sentence of the docstring, never code.
+    """
+    try:
+        tree = ast.parse(exercise_source)
+    except SyntaxError:
+        tree = None
+    for node in tree.body if tree else []:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            doc = ast.get_docstring(node) or ""
+            first = re.split(r"(?<=[.!?])\s|\n\s*\n", doc.strip(), maxsplit=1)[0]
+            first = " ".join(first.split()).rstrip(".")
+            if first:
+                first = first[0].lower() + first[1:]
+                return (
+                    f"Re-read what `{node.name}` must do ({first}) and compare the expected "
+                    "and the returned values above."
+                )
+            return (
+                f"Re-read what `{node.name}` must do and compare the expected and the "
+                "returned values above."
+            )
+    return "Re-read what the exercise asks and compare the expected and the returned values above."
+
+
+def hints_file(notebook) -> dict:
+    """The lab's hint file (``course_utils/hints/<lab>.json``) from a built notebook.
+
+    ``{"lab": ..., "exercises": {name: {"number", "defines"}}, "tests": {grade id: {"exercise",
+    "number", "nudge", "hint"}}}``: what begin_test, ``ready()`` and ``hint(N)`` read at run
+    time (:func:`course_utils.exercises.lab_hints`).
+    """
+    exercises: dict[str, dict] = {}
+    tests: dict[str, dict] = {}
+    for cell in notebook.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        course = cell.metadata.get("course", {})
+        if cell.cell_type == "code" and meta.get("solution") and not meta.get("grade"):
+            exercises[meta["grade_id"]] = {
+                "number": len(exercises) + 1,
+                "defines": sorted(_top_level_names(cell.source, definitions_only=True)),
+            }
+        elif meta.get("grade") and course:
+            tests[meta["grade_id"]] = {
+                "exercise": course["exercise"],
+                "number": course["number"],
+                "nudge": course["nudge"],
+                "hint": course["hint"],
+            }
+    return {"lab": notebook.metadata["course"]["lab"], "exercises": exercises, "tests": tests}
+
+
+def hints_text(notebook) -> str:
+    import json
+
+    return json.dumps(hints_file(notebook), indent=1, ensure_ascii=False, sort_keys=True) + "\n"
+
+
+def hints_path(root: Path, lab: str) -> Path:
+    return Path(root) / "course_utils" / "hints" / f"{lab}.json"
 
 
 def build_notebook(source_path: Path):
@@ -217,6 +288,7 @@ def build_notebook(source_path: Path):
     numbers: dict[str, int] = {}  # exercise name -> its number (1, 2, ... as released)
     defined_by: dict[str, str] = {}  # a top-level name -> the exercise whose cell defines it
     relies_on: dict[str, dict[str, int]] = {}  # exercise -> earlier functions it calls
+    exercise_sources: dict[str, str] = {}  # exercise -> its cell's code (for default nudges)
     carries: dict[str, dict[str, int]] = {}  # a locked cell's function -> exercises it calls
 
     def earlier_uses(source: str, exercise: str) -> dict[str, int]:
@@ -278,6 +350,7 @@ def build_notebook(source_path: Path):
             new.id = unique(name, where)
             new.metadata = {"nbgrader": _nbgrader(grade_id=name, solution=True)}
             current_exercise = name
+            exercise_sources[name] = source
             numbers[name] = len(numbers) + 1
             relies_on[name] = earlier_uses(source, name)
             for bound in _top_level_names(source, definitions_only=True):
@@ -303,13 +376,19 @@ def build_notebook(source_path: Path):
             grade_id = unique(f"test_{name}{suffix}", where)
             uses = {**relies_on[name], **earlier_uses(source, name)}
             uses = dict(sorted(uses.items(), key=lambda item: (item[1], item[0])))
-            first = begin_test_line(grade_id, numbers[name], meta["hint"], uses)
+            first = begin_test_line(grade_id, lab, numbers[name], uses)
             new = nbformat.v4.new_code_cell(f"{first}\n{source}")
             new.id = grade_id
+            nudge = meta.get("nudge") or default_nudge(exercise_sources[name])
+            if meta.get("nudge") is not None and (
+                not isinstance(meta["nudge"], str) or not meta["nudge"].strip()
+            ):
+                raise AuthoringError(f'{where}: nudge="..." must be a sentence')
             new.metadata = {
                 "course": {
                     "exercise": name,
                     "number": numbers[name],
+                    "nudge": nudge,
                     "hint": meta["hint"],
                     "uses": uses,
                 },
@@ -382,11 +461,16 @@ def build(root: Path, labs: list[str] | None = None, *, check: bool = False) -> 
     """
     changed = []
     for source in lab_sources(root, labs):
-        target = source.with_suffix(".ipynb")
-        text = notebook_text(build_notebook(source))
-        old = target.read_text(encoding="utf-8") if target.exists() else None
-        if old != text:
-            changed.append(target)
-            if not check:
-                target.write_text(text, encoding="utf-8")
+        notebook = build_notebook(source)
+        outputs = {
+            source.with_suffix(".ipynb"): notebook_text(notebook),
+            hints_path(root, source.stem): hints_text(notebook),
+        }
+        for target, text in outputs.items():
+            old = target.read_text(encoding="utf-8") if target.exists() else None
+            if old != text:
+                changed.append(target)
+                if not check:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_text(text, encoding="utf-8")
     return changed

@@ -5,7 +5,8 @@
 - ``release [LAB ...] [--check] [--force] [--output DIR]``: student notebooks (instructors)
 - ``grade PATH [--lab LAB] [--profile P] [--json] [--fail-under N]``: grade a notebook, never
   changing it; exit 0 whatever the score, unless ``--fail-under N`` (exit 1 below N points)
-- ``start [LAB]``: JupyterLab at the course folder, with a lab open (default: lab 00)
+- ``start [LAB] [--instructor] [JupyterLab options]``: JupyterLab at the course folder, with a
+  lab open (default: lab 00); other options (``--port=9000``) go to JupyterLab
 
 Mistakes (unknown lab, missing file, not a notebook) print one line and exit with code 2.
 """
@@ -77,7 +78,49 @@ def _parser() -> argparse.ArgumentParser:
     start.add_argument(
         "--print-command", action="store_true", help="print the command, start nothing"
     )
+    start.add_argument(
+        "--instructor",
+        action="store_true",
+        help="keep nbgrader's instructor tools and JupyterLab's news (hidden for learners)",
+    )
+    start.epilog = (
+        "Other options go to JupyterLab as they are, e.g. --port=9000 --no-browser; as root, "
+        "--allow-root is added for you."
+    )
     return parser
+
+
+_START_OWN = {"--print-command", "--instructor", "-h", "--help"}
+
+
+def _split_start(argv: list[str]) -> tuple[list[str], list[str]]:
+    """``start``'s own arguments, and the options it passes on to JupyterLab.
+
+    An unknown option goes to JupyterLab with the word after it when that word is not an
+    option or a lab (``--port 9000``); everything after ``--`` goes to JupyterLab too."""
+    own: list[str] = []
+    extra: list[str] = []
+    index = 0
+    while index < len(argv):
+        arg = argv[index]
+        if arg == "--":
+            extra.extend(argv[index + 1 :])
+            break
+        if arg in _START_OWN or not arg.startswith("-"):
+            own.append(arg)
+        else:
+            extra.append(arg)
+            following = argv[index + 1] if index + 1 < len(argv) else None
+            if (
+                "=" not in arg
+                and following is not None
+                and not following.startswith("-")
+                and following not in config.LAB_NAMES
+            ):
+                extra.append(following)
+                index += 1
+        index += 1
+    return own, extra
 
 
 def _points(text: str) -> float:
@@ -97,6 +140,11 @@ def _check_labs(labs: list[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra: list[str] = []
+    if argv[:1] == ["start"]:
+        own, extra = _split_start(argv[1:])
+        argv = ["start", *own]
     args = _parser().parse_args(argv)
     try:
         if args.command == "doctor":
@@ -161,7 +209,13 @@ def main(argv: list[str] | None = None) -> int:
             from .start import start
 
             _check_labs([args.lab])
-            return start(find_root(), args.lab, print_only=args.print_command)
+            return start(
+                find_root(),
+                args.lab,
+                print_only=args.print_command,
+                extra=extra,
+                instructor=args.instructor,
+            )
     except CourseError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

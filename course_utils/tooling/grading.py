@@ -25,6 +25,7 @@ from .safeguard import ERROR_NAME, describe_flags
 from .sandbox import describe, sandbox_problem
 
 STUDENT = "learner"
+NOT_DONE = "not done yet"
 
 
 @dataclass
@@ -34,7 +35,8 @@ class TestResult:
     score: float
     max_score: float
     message: str = ""  # the failing test's own message (empty when it passed)
-    hint: str = ""
+    hint: str = ""  # the detailed hint (in the JSON report; `hint(...)` shows it in a notebook)
+    nudge: str = ""  # what the report shows under a real failure: the idea, not the code
 
     @property
     def passed(self) -> bool:
@@ -86,8 +88,14 @@ class GradeReport:
                     continue
                 for text in test.message.splitlines()[:6]:
                     lines.append(f"      {text}")
-                if test.hint and "Hint:" not in test.message:
-                    lines.append(f"      Hint: {test.hint}")
+                if test.message.startswith(NOT_DONE) or "Hint:" in test.message:
+                    continue  # an untouched placeholder needs no hint
+                if test.nudge or test.hint:
+                    lines.append(f"      Hint: {test.nudge or test.hint}")
+                if test.nudge and test.hint and test.hint != test.nudge:
+                    lines.append(
+                        f'      (more in the notebook: course_utils.hint("{test.exercise}"))'
+                    )
         lines.append("")
         lines.append(f"Score: {self.score:g}/{self.max_score:g} for code exercises.")
         if self.manual:
@@ -209,8 +217,8 @@ def _failure_message(cell: dict) -> str:
         if name == "NotImplementedError":
             match = PLACEHOLDER_RE.match(value)
             if match:
-                return f"not done yet: exercise {match[1]} ({match[2]}) is still a placeholder"
-            return "not done yet: the exercise still raises NotImplementedError()"
+                return f"{NOT_DONE}: exercise {match[1]} ({match[2]}) is still a placeholder"
+            return f"{NOT_DONE}: the exercise still raises NotImplementedError()"
         if name in ("CheckFailed", "AssertionError", ERROR_NAME, "KernelDied"):
             return value or name
         if name == "CellTimeoutError" or "Timeout" in name:
@@ -329,6 +337,7 @@ def grade(
                     score,
                     float(g.max_score),
                     hint=meta.get("hint", ""),
+                    nudge=meta.get("nudge", ""),
                 )
                 if not test.passed:
                     test.message = _failure_message(cells.get(g.name, {}))

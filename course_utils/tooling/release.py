@@ -89,12 +89,19 @@ _STUB = "raise NotImplementedError()"
 def name_placeholders(nb) -> None:
     """Replace nbgrader's bare stub in each exercise cell by one that names the exercise.
 
+    Test cells also lose their hint and nudge from the metadata: the learner's notebook
+    carries no hint text at all (they are in ``course_utils/hints/<lab>.json``).
+
     Exercises are numbered 1, 2, ... in notebook order; the name is the exercise's grade id.
     Runs inside ``nbgrader generate_assignment`` (:class:`NamePlaceholders`), so the
     instructor's own nbgrader commands release exactly what ``release`` does.
     """
     number = 0
     for cell in nb.cells:
+        course = cell.get("metadata", {}).get("course")
+        if isinstance(course, dict):  # hints stay out of what learners read before trying
+            course.pop("hint", None)
+            course.pop("nudge", None)
         meta = cell.get("metadata", {}).get("nbgrader", {})
         if cell.cell_type != "code" or not meta.get("solution") or meta.get("grade"):
             continue

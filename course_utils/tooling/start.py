@@ -20,6 +20,17 @@ none). An interactive shell still reads ``~/.bashrc`` (or ``~/.zshrc``), where `
 or ``conda init`` put their own Python first again; so bash and zsh start with the course's
 start-up file (``terminal/``), which reads yours and then puts the course's Python
 (``COURSE_PYTHON_BIN``) first once more.
+
+What learners do not need stays out of their way (``--instructor`` keeps it): nbgrader's
+instructor panels (the formgrader, "Create Assignment", the course list; the assignment list
+and "Validate" stay) and JupyterLab's pop-up asking to fetch news from the internet. They are
+switched off for this server only, through its options and a page configuration of its own
+(a temporary folder first on ``JUPYTER_CONFIG_PATH``), so nothing in the learner's Jupyter
+settings changes; ``binder/hide-instructor-tools`` does the same for Binder.
+
+As root (containers, WSL, cloud machines) JupyterLab refuses to start unless given
+``--allow-root``: ``start`` passes it and says so in one line. Options ``start`` does not know
+(``--port=9000``, ``--no-browser``, ``--ServerApp.ip=0.0.0.0`` ...) go to JupyterLab as they are.
 """
 
 from __future__ import annotations
@@ -30,6 +41,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from .course_dir import CourseError
@@ -94,26 +106,94 @@ def server_environment(environ: dict | None = None) -> dict:
     return env
 
 
-def command(root: Path, lab: str) -> list[str]:
-    return [sys.executable, "-m", "jupyterlab", *lab_arguments(root, lab)]
+# What a learner's JupyterLab leaves out (binder/hide-instructor-tools hides the same nbgrader
+# parts on Binder). The news plugin asks, in a pop-up, whether to fetch Jupyter's news feed.
+HIDDEN_SERVER_EXTENSIONS = (
+    "nbgrader.server_extensions.formgrader",
+    "nbgrader.server_extensions.course_list",
+)
+HIDDEN_LAB_PLUGINS = (
+    "@jupyter/nbgrader:formgrader",
+    "@jupyter/nbgrader:create-assignment",
+    "@jupyter/nbgrader:course-list",
+    "@jupyterlab/apputils-extension:announcements",
+)
+ROOT_WARNING = (
+    "Note: running as root (usual in containers, WSL and cloud machines): JupyterLab starts "
+    "with --allow-root."
+)
 
 
-def start(root: Path, lab: str, *, print_only: bool = False) -> int:
-    """Run JupyterLab for the course at ``root`` until it is stopped; its exit code."""
+def running_as_root() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def learner_options(extra: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """Options for a learner's server: the instructor tools off, ``--allow-root`` as root."""
+    options = [f"--ServerApp.jpserver_extensions={name}=False" for name in HIDDEN_SERVER_EXTENSIONS]
+    if running_as_root() and not any(a.startswith("--allow-root") for a in extra):
+        options.append("--allow-root")
+    return options
+
+
+def page_config_folder(parent: Path) -> Path:
+    """A Jupyter configuration folder whose page configuration disables HIDDEN_LAB_PLUGINS.
+
+    Put first on ``JUPYTER_CONFIG_PATH``, it adds to the learner's own settings for this
+    server only (``jupyter labextension disable`` would write them for good)."""
+    folder = Path(parent) / "jupyter-config"
+    (folder / "labconfig").mkdir(parents=True, exist_ok=True)
+    disabled = dict.fromkeys(HIDDEN_LAB_PLUGINS, True)
+    (folder / "labconfig" / "page_config.json").write_text(
+        json.dumps({"disabledExtensions": disabled}, indent=1), encoding="utf-8"
+    )
+    return folder
+
+
+def command(
+    root: Path, lab: str, extra: list[str] | tuple[str, ...] = (), *, instructor: bool = False
+) -> list[str]:
+    own = [] if instructor else learner_options(extra)
+    if instructor and running_as_root() and "--allow-root" not in extra:
+        own = ["--allow-root"]
+    return [sys.executable, "-m", "jupyterlab", *lab_arguments(root, lab), *own, *extra]
+
+
+def start(
+    root: Path,
+    lab: str,
+    *,
+    print_only: bool = False,
+    extra: list[str] | tuple[str, ...] = (),
+    instructor: bool = False,
+) -> int:
+    """Run JupyterLab for the course at ``root`` until it is stopped; its exit code.
+
+    ``extra`` options go to JupyterLab unchanged; ``instructor`` keeps nbgrader's instructor
+    tools and JupyterLab's news."""
     root = Path(root).resolve()
     notebook = root / "notebooks" / lab / f"{lab}.ipynb"
     if not notebook.is_file():
         raise CourseError(
             f"{notebook}: no such notebook; run `python -m course_utils release {lab}` first"
         )
-    argv = command(root, lab)
+    argv = command(root, lab, extra, instructor=instructor)
     if print_only:
         print(shlex.join(argv))
         return 0
+    if "--allow-root" in argv and "--allow-root" not in extra:
+        print(ROOT_WARNING)
     print(
         f"Starting JupyterLab in {root} with {notebook.relative_to(root)} open (Ctrl+C stops it)."
     )
-    try:
-        return subprocess.call(argv, cwd=root, env=server_environment())
-    except KeyboardInterrupt:  # JupyterLab has already shut down on the same signal
-        return 0
+    with tempfile.TemporaryDirectory(prefix="course-start-") as scratch:
+        env = server_environment()
+        if not instructor:
+            folder = str(page_config_folder(Path(scratch)))
+            env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(
+                p for p in (folder, env.get("JUPYTER_CONFIG_PATH", "")) if p
+            )
+        try:
+            return subprocess.call(argv, cwd=root, env=env)
+        except KeyboardInterrupt:  # JupyterLab has already shut down on the same signal
+            return 0

@@ -38,9 +38,10 @@ ready_for_the_course = doctor.report()  # True when every line has a ✓
 # fails it tells you what was expected, what your code returned, and gives a hint. When a
 # test fails because an *earlier* exercise is wrong, it says so: fix that one first.
 #
-# Cells further down that use your exercises wait for them: until the exercise is done they
-# print one line, such as "⏳ Finish exercise 2 (bigram_counts, `bigram_counts`) to see this",
-# instead of an error. Run them again once it passes.
+# Cells further down that use your exercises wait for them: until the exercise is done and
+# its test has passed they print one line, such as "⏳ Finish exercise 2 (bigram_counts,
+# `bigram_counts`) to see this", instead of an error or a result computed with a wrong
+# function. Run them again once the test passes.
 #
 # Some things to know:
 #
@@ -52,8 +53,11 @@ ready_for_the_course = doctor.report()  # True when every line has a ✓
 #   copy of your notebook exactly as an instructor would, and never changes your file.
 #   A terminal opened in JupyterLab runs the course's Python; if another terminal answers
 #   that its Python lacks a package the course needs, it names the Python to run instead.
-# - **Hints.** Each exercise has a hint behind a "Hint" line you can click open, and a test
-#   that fails prints the hint for the check that failed. The grader prints them too.
+# - **Hints.** A test that fails on your code first prints a short nudge naming the idea it
+#   checks. If it fails again, it prints a detailed hint; you can also ask for it at any
+#   time with `course_utils.hint(2)` (the exercise's number or name). An exercise you have
+#   not started yet gets no hint: its test just says it is not done. Some exercises also
+#   have a hint behind a "Hint" line you can click open.
 # - **Cells you cannot edit.** Explanations, tests and set-up code are locked, so that
 #   grading is fair for everyone. To experiment, add a new cell below (press `B`), copy code
 #   into it and change what you like: added cells never hurt your grade, as long as they do
@@ -117,7 +121,7 @@ def pick_device(prefer=None):
     ### END SOLUTION
 
 
-# %% test="pick_device" points=1 hint="With prefer=None, try cuda, then mps, then cpu, using torch.cuda.is_available() and torch.backends.mps.is_available()."
+# %% test="pick_device" points=1 hint="With prefer=None, try cuda, then mps, then cpu, using torch.cuda.is_available() and torch.backends.mps.is_available()." nudge="A device is only worth choosing when PyTorch says it is available: check each kind in order of speed."
 from unittest import mock
 
 import torch
@@ -223,7 +227,7 @@ def bigram_counts(ids, vocab_size):
     ### END SOLUTION
 
 
-# %% test="bigram_counts" points=2 hint="Pair ids[:-1] with ids[1:]; count each pair a*V+b with torch.bincount(minlength=V*V) and reshape to (V, V)."
+# %% test="bigram_counts" points=2 hint="Pair ids[:-1] with ids[1:]; count each pair a*V+b with torch.bincount(minlength=V*V) and reshape to (V, V)." nudge="A bigram is a pair of neighbouring ids: count how often each (previous, next) pair occurs."
 import torch
 
 from course_utils.checks import check_tensor

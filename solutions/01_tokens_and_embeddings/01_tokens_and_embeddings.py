@@ -147,7 +147,7 @@ def decode(ids, itos):
     ### END SOLUTION
 
 
-# %% test="char_tokenizer" points=2 hint="itos = sorted(set(text)); stoi maps itos[i] to i; encode looks each character up in order; decode joins itos[i] for each id."
+# %% test="char_tokenizer" points=2 hint="itos = sorted(set(text)); stoi maps itos[i] to i; encode looks each character up in order; decode joins itos[i] for each id." nudge="The vocabulary is every distinct character, in a fixed order; encode and decode are two lookups that undo each other."
 from course_utils.checks import check_equal
 
 stoi, itos = build_vocab("hello")
@@ -175,7 +175,7 @@ check_equal(decode([], itos), "", name="decode([]) of no ids")
 check_equal(encode("cab", stoi), [2, 0, 1], name='encode("cab") with vocabulary "abc"')
 ### END HIDDEN TESTS
 
-# %% test="char_tokenizer" points=1 hint="Before looking a character up, check `if ch not in stoi:` and raise ValueError(f'character {ch!r} is not in the vocabulary')."
+# %% test="char_tokenizer" points=1 hint="Before looking a character up, check `if ch not in stoi:` and raise ValueError(f'character {ch!r} is not in the vocabulary')." nudge="An unknown character should stop encode with a clear error rather than a KeyError."
 from course_utils.checks import check_raises, check_true
 
 stoi, itos = build_vocab("hello")
@@ -302,7 +302,7 @@ def most_frequent_pair(ids):
     ### END SOLUTION
 
 
-# %% test="most_frequent_pair" points=2 hint="Count every (ids[i], ids[i+1]) with zip(ids, ids[1:]); among the pairs with the highest count return min(...), the smallest tuple; return None for fewer than 2 ids."
+# %% test="most_frequent_pair" points=2 hint="Count every (ids[i], ids[i+1]) with zip(ids, ids[1:]); among the pairs with the highest count return min(...), the smallest tuple; return None for fewer than 2 ids." nudge="Count each pair of neighbours once per occurrence; when several pairs tie, the rule for choosing one is in the docstring."
 import random
 
 from course_utils.checks import check_equal
@@ -387,7 +387,7 @@ def merge(ids, pair, new_id):
     ### END SOLUTION
 
 
-# %% test="merge" points=2 hint="Walk with `while i < len(ids)`: on a match (ids[i], ids[i+1]) == pair append new_id and add 2 to i, else append ids[i] and add 1; build a new list."
+# %% test="merge" points=2 hint="Walk with `while i < len(ids)`: on a match (ids[i], ids[i+1]) == pair append new_id and add 2 to i, else append ids[i] and add 1; build a new list." nudge="Merging replaces a matching pair by one id, and a merged pair cannot take part in another match."
 import random
 
 from course_utils.checks import check_equal, check_true
@@ -544,7 +544,7 @@ def bpe_encode(text, merges):
     ### END SOLUTION
 
 
-# %% test="bpe_encode" points=3 hint="Start from list(text.encode('utf-8')); while some adjacent pair is in merges, merge the one with the smallest merges[pair] (min with key=) everywhere; stop when none is left."
+# %% test="bpe_encode" points=3 hint="Start from list(text.encode('utf-8')); while some adjacent pair is in merges, merge the one with the smallest merges[pair] (min with key=) everywhere; stop when none is left." nudge="Byte-pair encoding starts from bytes and applies the learned merges in the order they were learned."
 from course_utils.checks import check_equal
 from course_utils.tokenizers import BPETokenizer
 
@@ -929,7 +929,7 @@ def sinusoidal_positions(max_len, d_model):
     ### END SOLUTION
 
 
-# %% test="sinusoidal_positions" points=3 hint="angle[pos, i] = pos / 10000 ** (2*i / d_model); sin(angle) goes in the even columns table[:, 0::2], cos(angle) in the odd ones table[:, 1::2]; return float32."
+# %% test="sinusoidal_positions" points=3 hint="angle[pos, i] = pos / 10000 ** (2*i / d_model); sin(angle) goes in the even columns table[:, 0::2], cos(angle) in the odd ones table[:, 1::2]; return float32." nudge="Each position gets a row of sines and cosines whose wavelengths grow with the column index."
 import torch
 
 from course_utils.checks import check_tensor

@@ -250,7 +250,7 @@ def scaled_dot_product_attention(q, k, v, mask=None):
 # tests allow `atol=1e-5, rtol=1e-5`, ten times that, while the mistakes they look for
 # change values by $10^{-2}$ or more.
 
-# %% test="attention" points=2 hint="Scale by 1/sqrt(D) (D = q.size(-1)); softmax over the last axis."
+# %% test="attention" points=2 hint="Scale by 1/sqrt(D) (D = q.size(-1)); softmax over the last axis." nudge="Attention weights are a softmax of query-key similarities, scaled so that they do not grow with the head size."
 import torch
 import torch.nn.functional as F
 
@@ -301,7 +301,7 @@ check_tensor(weights.sum(-1), torch.ones(2, 5), name="each row of weights sums t
 # is masked. Its reference is PyTorch's attention with the same boolean mask, with the
 # fully masked rows set to zero explicitly (section 3).
 
-# %% test="attention" points=2 hint="Mask scores with -inf before softmax; then zero the masked weights."
+# %% test="attention" points=2 hint="Mask scores with -inf before softmax; then zero the masked weights." nudge="A masked position must get zero weight: mask the scores before they become probabilities."
 import torch
 import torch.nn.functional as F
 
@@ -471,7 +471,7 @@ def causal_mask(t):
     ### END SOLUTION
 
 
-# %% test="causal_mask" points=1 hint="True on and below the diagonal: torch.tril of a bool ones."
+# %% test="causal_mask" points=1 hint="True on and below the diagonal: torch.tril of a bool ones." nudge="A causal mask lets each position see itself and the positions before it, never later ones."
 import torch
 
 from course_utils.checks import check_tensor
@@ -523,7 +523,7 @@ def padding_mask(ids, pad_id):
     ### END SOLUTION
 
 
-# %% test="padding_mask" points=1 hint="(ids != pad_id), then add two axes: x[:, None, None, :]."
+# %% test="padding_mask" points=1 hint="(ids != pad_id), then add two axes: x[:, None, None, :]." nudge="The padding mask marks real tokens, and its shape must broadcast against the attention scores."
 import torch
 
 from course_utils.checks import check_tensor
@@ -759,7 +759,7 @@ def merge_heads(x):
     ### END SOLUTION
 
 
-# %% test="heads" points=2 hint="view(B, T, H, D) then transpose(1, 2); merge: transpose back, reshape."
+# %% test="heads" points=2 hint="view(B, T, H, D) then transpose(1, 2); merge: transpose back, reshape." nudge="Splitting heads is only a reshape of the channels plus moving the head axis forward; merging undoes it exactly."
 import torch
 
 from course_utils.checks import check_tensor
@@ -923,7 +923,7 @@ class MultiHeadAttention(nn.Module):
 # rounded in PyTorch's order and in yours, so differences around $10^{-6}$ are normal;
 # real mistakes are far above $10^{-3}$.
 
-# %% test="multi_head" points=2 hint="Project, split_heads, attend with the mask, merge_heads, out_proj."
+# %% test="multi_head" points=2 hint="Project, split_heads, attend with the mask, merge_heads, out_proj." nudge="Multi-head attention is projections, attention per head, and one output projection, in that order."
 import torch
 from torch import nn
 
@@ -1025,7 +1025,7 @@ check_tensor(out, expected_out, name="output with 8 heads of 2 channels", **TOL)
 # zero attention, so the output is `out_proj`'s bias), and a `d_model` that `n_heads` does
 # not divide.
 
-# %% test="multi_head" points=2 hint="context = x if context is None; k, v from context; T_q != T_k."
+# %% test="multi_head" points=2 hint="context = x if context is None; k, v from context; T_q != T_k." nudge="In cross-attention the queries come from one sequence and the keys and values from another, which may be longer or shorter."
 import torch
 from torch import nn
 

@@ -170,7 +170,7 @@ def layer_norm(x, weight=None, bias=None, eps=1e-5):
 # other shapes, `None` for the gain or the shift, other values of
 # `eps`, a constant vector, float64, and that `x` is left unchanged.
 
-# %% test="layer_norm" points=3 hint="Mean and variance over dim=-1 with keepdim=True; the variance divides by C (unbiased=False); eps goes inside the square root; skip weight or bias when None."
+# %% test="layer_norm" points=3 hint="Mean and variance over dim=-1 with keepdim=True; the variance divides by C (unbiased=False); eps goes inside the square root; skip weight or bias when None." nudge="Layer normalisation standardises each vector over its channels, then scales and shifts it."
 import torch
 import torch.nn.functional as F
 
@@ -300,7 +300,7 @@ check_true(
 # variance, and the shortcut $E[x^2] - \mu^2$ is off by about $10^{-4}$; subtracting the
 # mean first keeps the error near $3 \cdot 10^{-6}$, inside the same tolerance.
 
-# %% test="layer_norm" points=1 hint="Subtract the mean first and average the squared deviations: ((x - mean) ** 2).mean(-1, keepdim=True), not (x * x).mean() - mean ** 2."
+# %% test="layer_norm" points=1 hint="Subtract the mean first and average the squared deviations: ((x - mean) ** 2).mean(-1, keepdim=True), not (x * x).mean() - mean ** 2." nudge="Two formulas for the variance agree on paper but not in float32: compute it the numerically stable way."
 import torch
 import torch.nn.functional as F
 
@@ -551,7 +551,7 @@ class FeedForward(nn.Module):
 # and compares the outputs. Both run the same `nn.Linear` layers, so they agree to float32
 # rounding; the tolerance is `atol=1e-5, rtol=1e-5`.
 
-# %% test="feed_forward" points=2 hint="fc1 = nn.Linear(d_model, d_ff, bias=bias), act = nn.GELU() or nn.ReLU(), fc2 = nn.Linear(d_ff, d_model, bias=bias); raise ValueError for other activations."
+# %% test="feed_forward" points=2 hint="fc1 = nn.Linear(d_model, d_ff, bias=bias), act = nn.GELU() or nn.ReLU(), fc2 = nn.Linear(d_ff, d_model, bias=bias); raise ValueError for other activations." nudge="A feed-forward layer widens each vector, applies a non-linearity, and narrows it back."
 import math
 
 import torch
@@ -827,7 +827,7 @@ class TransformerBlock(nn.Module):
 # separately. Your block is built from your `layer_norm` and `FeedForward`, so these tests
 # can pass only once the tests of those two pass.
 
-# %% test="transformer_block" points=2 hint="Pre-norm: x = x + attention(attn_norm(x)), then x = x + ffn(ffn_norm(x)); pass key_padding_mask and is_causal to self.self_attn and take [0]."
+# %% test="transformer_block" points=2 hint="Pre-norm: x = x + attention(attn_norm(x)), then x = x + ffn(ffn_norm(x)); pass key_padding_mask and is_causal to self.self_attn and take [0]." nudge="In a pre-norm block each sub-layer sees a normalised copy of x, and its result is added back to x."
 import math
 
 import torch
@@ -969,7 +969,7 @@ check_true(
 # The second test is the same for **post-norm**: `nn.TransformerEncoderLayer(...,
 # norm_first=False)`, PyTorch's default and the original Transformer's order.
 
-# %% test="transformer_block" points=2 hint="Post-norm: x = attn_norm(x + attention(x)), then x = ffn_norm(x + ffn(x)), when self.norm_first is False."
+# %% test="transformer_block" points=2 hint="Post-norm: x = attn_norm(x + attention(x)), then x = ffn_norm(x + ffn(x)), when self.norm_first is False." nudge="In a post-norm block the normalisation comes after the residual addition."
 import math
 
 import torch
@@ -1380,7 +1380,7 @@ def block_params(d_model, d_ff, bias=True):
 # memory and no values, so that counting even a 1024-wide layer takes no time. Counts are
 # integers: no tolerance.
 
-# %% test="block_params" points=2 hint="4C² + 2·C·d_ff + 2C weights; with bias, add 4C (attention) + d_ff + C (FFN) + 2C (LayerNorm shifts)."
+# %% test="block_params" points=2 hint="4C² + 2·C·d_ff + 2C weights; with bias, add 4C (attention) + d_ff + C (FFN) + 2C (LayerNorm shifts)." nudge="Count the weights of each linear layer and each LayerNorm in a block, then add the biases when they exist."
 import torch
 from torch import nn
 
@@ -1468,7 +1468,7 @@ def model_params(vocab_size, max_len, d_model, n_layers, d_ff, bias=True, tied=T
     ### END SOLUTION
 
 
-# %% test="model_params" points=2 hint="Embeddings (V·C + max_len·C) + n_layers · block_params + final LayerNorm (2C, or C without bias) + V·C for an untied output layer."
+# %% test="model_params" points=2 hint="Embeddings (V·C + max_len·C) + n_layers · block_params + final LayerNorm (2C, or C without bias) + V·C for an untied output layer." nudge="A whole model is its embeddings, its blocks, a final norm and an output layer: add up each part."
 import torch
 from torch import nn
 

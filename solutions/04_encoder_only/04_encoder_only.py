@@ -243,7 +243,7 @@ def mask_tokens(ids, vocab_size, mask_id=4, n_special=5, p=0.15, generator=None)
 # 10% and 15% (five standard deviations or more: an honest solution fails about once in a
 # million seeds; every planted mistake misses by far more).
 
-# %% test="mask_tokens" points=3 hint="Choose each real token (id >= n_special) with probability p; of those, 80% become mask_id, 10% a random word id in [n_special, vocab_size), 10% stay; targets are the original ids at chosen positions, -100 elsewhere."
+# %% test="mask_tokens" points=3 hint="Choose each real token (id >= n_special) with probability p; of those, 80% become mask_id, 10% a random word id in [n_special, vocab_size), 10% stay; targets are the original ids at chosen positions, -100 elsewhere." nudge="Masked-language-model pretraining picks some real tokens to predict and corrupts them in three different ways; the targets record what was there."
 import torch
 
 from course_utils.checks import check_equal, check_tensor, check_true
@@ -406,7 +406,7 @@ def masked_lm_loss(logits, targets):
 # The reference is PyTorch's `F.cross_entropy` with `ignore_index=-100`, which sums the same
 # terms in another order: `rtol=1e-5, atol=1e-6`.
 
-# %% test="masked_lm_loss" points=2 hint="Keep only the positions where targets != -100, then F.cross_entropy(logits[chosen], targets[chosen]): the mean over the chosen positions."
+# %% test="masked_lm_loss" points=2 hint="Keep only the positions where targets != -100, then F.cross_entropy(logits[chosen], targets[chosen]): the mean over the chosen positions." nudge="The loss should be averaged only over the positions the model was asked to predict."
 import torch
 import torch.nn.functional as F
 
@@ -668,7 +668,7 @@ def mean_pool(hidden, key_padding_mask=None):
     ### END SOLUTION
 
 
-# %% test="mean_pool" points=2 hint="Average only where key_padding_mask is False: zero the padded vectors (masked_fill), sum over dim=1, divide by the number of real tokens (at least 1)."
+# %% test="mean_pool" points=2 hint="Average only where key_padding_mask is False: zero the padded vectors (masked_fill), sum over dim=1, divide by the number of real tokens (at least 1)." nudge="Mean pooling averages the real tokens only: padding must not pull the average."
 import torch
 
 from course_utils.checks import check_tensor
@@ -788,7 +788,7 @@ class SentimentClassifier(nn.Module):
 # The test builds a small encoder and compares your classifier's logits with the same
 # computation written out in the test (in eval mode, so dropout is off).
 
-# %% test="classifier" points=2 hint="self.head = nn.Linear(encoder.config.d_model, n_classes); forward: hidden = self.encoder(ids, key_padding_mask=...), pool (mean over real tokens, or hidden[:, 0]), dropout, head."
+# %% test="classifier" points=2 hint="self.head = nn.Linear(encoder.config.d_model, n_classes); forward: hidden = self.encoder(ids, key_padding_mask=...), pool (mean over real tokens, or hidden[:, 0]), dropout, head." nudge="A classifier is the pretrained encoder, a pooling step, and a small head that maps one vector to class scores."
 import torch
 from torch import nn
 
@@ -887,7 +887,7 @@ def fine_tune_step(model, optimizer, ids, key_padding_mask, labels):
 # The test runs your step on a small stand-in model and the same step by hand on a copy;
 # the parameters afterwards must agree (the same float32 operations: `rtol=1e-5`).
 
-# %% test="fine_tune_step" points=2 hint="fine_tune_step: model.train(); optimizer.zero_grad(); loss = F.cross_entropy(model(ids, key_padding_mask=key_padding_mask), labels); loss.backward(); optimizer.step(); return loss.item()."
+# %% test="fine_tune_step" points=2 hint="fine_tune_step: model.train(); optimizer.zero_grad(); loss = F.cross_entropy(model(ids, key_padding_mask=key_padding_mask), labels); loss.backward(); optimizer.step(); return loss.item()." nudge="One training step: put the model in training mode, compute the loss on the batch, and update the weights once."
 import copy
 
 import torch
@@ -1211,7 +1211,7 @@ def top_k_cosine(queries, keys, k, exclude=None):
 # The reference is PyTorch's `F.cosine_similarity`, which divides by the norms in another
 # order: `rtol=1e-5, atol=1e-6`.
 
-# %% test="top_k_cosine" points=3 hint="Cosine similarity is the dot product of unit vectors: F.normalize both queries and keys (dim=-1), then scores = q @ k.T and scores.topk(k, dim=-1); set excluded entries to -inf first."
+# %% test="top_k_cosine" points=3 hint="Cosine similarity is the dot product of unit vectors: F.normalize both queries and keys (dim=-1), then scores = q @ k.T and scores.topk(k, dim=-1); set excluded entries to -inf first." nudge="Cosine similarity compares directions, not lengths; exclusions must stop a document from being chosen at all."
 import torch
 import torch.nn.functional as F
 

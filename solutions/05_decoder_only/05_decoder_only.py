@@ -154,7 +154,7 @@ def lm_batch(ids, starts, block_size):
     ### END SOLUTION
 
 
-# %% test="lm_batch" points=2 hint="x[b] = ids[s : s + T] and y[b] = ids[s + 1 : s + T + 1]: the targets are the inputs moved one token to the right; raise ValueError when s + T + 1 > len(ids)."
+# %% test="lm_batch" points=2 hint="x[b] = ids[s : s + T] and y[b] = ids[s + 1 : s + T + 1]: the targets are the inputs moved one token to the right; raise ValueError when s + T + 1 > len(ids)." nudge="A language model learns to predict the next token: the targets are the inputs shifted by one."
 import torch
 
 from course_utils.checks import check_raises, check_tensor
@@ -267,7 +267,7 @@ def lm_loss(logits, targets, ignore_index=-100):
 # The tests compare with PyTorch's cross-entropy at `rtol=1e-5, atol=1e-6`: the same
 # logarithms summed in a different order differ by a few units in the last float32 place.
 
-# %% test="lm_loss" points=2 hint="log_softmax over the last axis, gather each target's log-probability, and average minus that over every (b, t) position whose target is not ignore_index."
+# %% test="lm_loss" points=2 hint="log_softmax over the last axis, gather each target's log-probability, and average minus that over every (b, t) position whose target is not ignore_index." nudge="The loss is the average negative log-probability of the correct next token, over the positions that count."
 import torch
 import torch.nn.functional as F
 
@@ -628,7 +628,7 @@ def generate(
 # the tolerance, 0.02, is about six standard deviations of a frequency estimated from
 # 20,000 draws, and a temperature applied in the wrong place moves the frequencies by 0.2.
 
-# %% test="generate" points=3 hint="Feed ids[:, -block_size:], take logits[:, -1, :], divide by the temperature before the softmax, sample with torch.multinomial(probs, 1, generator=generator), append with torch.cat along dim=1."
+# %% test="generate" points=3 hint="Feed ids[:, -block_size:], take logits[:, -1, :], divide by the temperature before the softmax, sample with torch.multinomial(probs, 1, generator=generator), append with torch.cat along dim=1." nudge="Generation repeats one step: look at the recent context, turn the last position's scores into probabilities, draw a token, append it."
 import torch
 from torch import nn
 
@@ -838,7 +838,7 @@ def top_k_filter(logits, k):
     ### END SOLUTION
 
 
-# %% test="top_k_filter" points=2 hint="kth = torch.topk(logits, k, dim=-1).values[..., -1:]; set logits below kth to -inf with torch.where; clamp k to the vocabulary size; ValueError for k < 1."
+# %% test="top_k_filter" points=2 hint="kth = torch.topk(logits, k, dim=-1).values[..., -1:]; set logits below kth to -inf with torch.where; clamp k to the vocabulary size; ValueError for k < 1." nudge="Top-k keeps the k highest scores of each row and rules out every other token."
 import torch
 
 from course_utils.checks import check_raises, check_tensor
@@ -895,17 +895,26 @@ _ = check_raises(ValueError, top_k_filter, row, 0, name="top_k_filter(..., k=0)"
 # with $p$ keeps one token too few (and with $p = 0.3$ keeps nothing at all, which makes
 # every probability NaN).
 #
-# `p` must be in $(0, 1]$ (`ValueError` otherwise); `p = 1` keeps every token. Do not change
-# `logits` in place.
+# `p` must be in $(0, 1]$ (`ValueError` otherwise); `p = 1` keeps every token (the test
+# checks it on a row with probabilities $1$ and $2 \cdot 10^{-9}$). Do not change `logits`
+# in place.
+#
+# **Mind float32.** Adding probabilities from the top, the total before the last tokens
+# rounds to 1.0 or just above: `before >= p` then drops real tokens at `p = 1` (on
+# `8 * randn(1000, 50)` logits, about a third of all tokens). Hugging Face's
+# `TopPLogitsWarper` adds up from the *bottom* instead, which never rounds that way: with the
+# tokens sorted from least to most likely, a token is dropped when it and every less likely
+# token together hold at most $1 - p$ (the same rule: the tokens above it then hold at least
+# $p$), and the most likely token is never dropped.
 #
 # <details><summary>Hint</summary>
 #
 # ```python
-# sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
-# probs = torch.softmax(sorted_logits, dim=-1)
-# before = probs.cumsum(dim=-1) - probs                 # mass of the tokens before each one
-# drop_sorted = before >= p
-# drop = drop_sorted.scatter(-1, order, drop_sorted)    # back to the original order
+# sorted_logits, order = torch.sort(logits, dim=-1)      # least likely first
+# total = torch.softmax(sorted_logits, dim=-1).cumsum(dim=-1)  # it and all below it
+# drop_sorted = total <= 1 - p                            # the tokens above hold >= p
+# drop_sorted[..., -1] = False                            # the most likely always stays
+# drop = drop_sorted.scatter(-1, order, drop_sorted)      # back to the original order
 # return logits.masked_fill(drop, float("-inf"))
 # ```
 # </details>
@@ -922,16 +931,18 @@ def top_p_filter(logits, p):
     ### BEGIN SOLUTION
     if not 0 < p <= 1:
         raise ValueError(f"top-p needs 0 < p <= 1, got {p}")
-    sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
-    probs = torch.softmax(sorted_logits, dim=-1)
-    before = probs.cumsum(dim=-1) - probs
-    drop_sorted = before >= p
+    # Hugging Face's form (TopPLogitsWarper): summed from the least likely token up, the
+    # total never rounds past 1 in float32, so p = 1 keeps every token.
+    sorted_logits, order = torch.sort(logits, dim=-1)
+    total = torch.softmax(sorted_logits, dim=-1).cumsum(dim=-1)
+    drop_sorted = total <= 1 - p
+    drop_sorted[..., -1] = False
     drop = drop_sorted.scatter(-1, order, drop_sorted)
     return logits.masked_fill(drop, float("-inf"))
     ### END SOLUTION
 
 
-# %% test="top_p_filter" points=3 hint="Sort descending, softmax, and keep a token when the cumulative probability BEFORE it (cumsum - probs) is < p; the most likely token is always kept; scatter the mask back to the original order."
+# %% test="top_p_filter" points=3 hint="Sort ascending, softmax, cumsum: drop a token when that total (it and every less likely token) is <= 1 - p, never the last (most likely) one; scatter the mask back to the original order. Summing from the top (cumsum - probs >= p) rounds past 1 in float32." nudge="Top-p keeps the smallest set of most likely tokens whose probabilities together reach p, and always the most likely one."
 import math
 
 import torch
@@ -939,6 +950,7 @@ import torch
 from course_utils.checks import check_raises, check_tensor
 
 INF = float("inf")
+gen_p = torch.Generator().manual_seed(5)
 logits = torch.tensor([[math.log(0.2), math.log(0.5), math.log(0.3)]])  # probabilities .2 .5 .3
 check_tensor(
     top_p_filter(logits, 0.7),
@@ -946,6 +958,28 @@ check_tensor(
     name="top_p_filter(probabilities (0.2, 0.5, 0.3), p=0.7)",
     hint="0.5 + 0.3 = 0.8 >= 0.7: keep the tokens with 0.5 and 0.3. Keep a token while the "
     "total BEFORE it is < p.",
+)
+# At the boundary: four equally likely tokens (exactly 0.25 each in float32) and p = 0.5. The
+# two tokens above the third hold exactly 0.5 >= p, so two are kept, not three.
+same = torch.zeros(3, 4)
+kept = torch.isfinite(top_p_filter(same, 0.5)).sum(dim=-1)
+check_tensor(
+    kept,
+    torch.tensor([2, 2, 2]),
+    name="tokens kept by top_p_filter(4 equal logits, p=0.5), per row",
+    hint="A token whose more likely tokens hold exactly p is dropped: keep it only while "
+    "the total before it is < p (not <= p).",
+)
+# p = 1 keeps every token, also in float32 where a running total from the top rounds to 1.
+tiny = torch.tensor([[0.0, -20.0]])  # probabilities 1 - 2e-9 and 2e-9
+check_tensor(top_p_filter(tiny, 1.0), tiny, name="top_p_filter([[0.0, -20.0]], p=1.0)")
+wide = 8 * torch.randn(1000, 50, generator=torch.Generator().manual_seed(0))
+check_tensor(
+    torch.isinf(top_p_filter(wide, 1.0)).sum(),
+    torch.tensor(0),
+    name="tokens dropped by top_p_filter(8 * randn(1000, 50), p=1.0)",
+    hint="p = 1 keeps every token. Summing probabilities from the most likely token down "
+    "rounds to 1.0 early in float32; sum from the least likely up and compare with 1 - p.",
 )
 print("✓ top_p_filter: visible tests passed")
 
@@ -958,6 +992,25 @@ check_tensor(
     hint="The most likely token is always kept: the total before it is 0 < p.",
 )
 check_tensor(top_p_filter(logits, 1.0), logits, name="top_p_filter(..., p=1.0) keeps every token")
+# The boundary again, with other sizes: 8 equal tokens and p = 0.75 keep 6; p = 0.25 keeps 2;
+# a batch with a leading axis; a tiny p keeps the most likely token only.
+for n, p, expected in [(8, 0.75, 6), (8, 0.25, 2), (4, 0.25, 1), (16, 0.5, 8)]:
+    kept = torch.isfinite(top_p_filter(torch.zeros(2, 3, n), p)).sum(dim=-1)
+    check_tensor(
+        kept,
+        torch.full((2, 3), expected),
+        name=f"tokens kept by top_p_filter({n} equal logits, p={p}), per row",
+    )
+check_tensor(
+    torch.isfinite(top_p_filter(3 * torch.randn(50, 20, generator=gen_p), 1e-9)).sum(-1),
+    torch.ones(50, dtype=torch.long),
+    name="tokens kept by top_p_filter(..., p=1e-9): the most likely only",
+)
+check_tensor(
+    top_p_filter(10 * torch.randn(200, 64, generator=gen_p), 1.0).isinf().sum(),
+    torch.tensor(0),
+    name="tokens dropped by top_p_filter(10 * randn(200, 64), p=1.0)",
+)
 
 
 def reference_top_p(x, p):
@@ -1177,7 +1230,7 @@ def kv_cache_step(q, k_new, v_new, cache=None):
 # from PyTorch's `F.scaled_dot_product_attention`. Tolerance `rtol=1e-5, atol=1e-6`: the
 # same sums in another order.
 
-# %% test="kv_cache_step" points=3 hint="k = torch.cat([cache[0], k_new], dim=2) (the time axis of (B, H, T, D)), the same for v; attend with an end-aligned causal mask, course_utils.layers.causal_mask(T_new, T_total); return (out, (k, v))."
+# %% test="kv_cache_step" points=3 hint="k = torch.cat([cache[0], k_new], dim=2) (the time axis of (B, H, T, D)), the same for v; attend with an end-aligned causal mask, course_utils.layers.causal_mask(T_new, T_total); return (out, (k, v))." nudge="A KV cache keeps the keys and values of earlier tokens, so a step only computes them for the new tokens."
 import torch
 import torch.nn.functional as F
 

@@ -255,7 +255,7 @@ class CrossAttention(nn.Module):
 # key=value=memory`. Tolerance `rtol=1e-5, atol=1e-6`: the same float32 sums in another
 # order; the mistakes it looks for move outputs by $10^{-2}$ or more.
 
-# %% test="cross_attention" points=3 hint="Queries from x, keys and values from memory; no causal mask; masked_fill padded keys with -inf before the softmax (memory_padding_mask[:, None, None, :])."
+# %% test="cross_attention" points=3 hint="Queries from x, keys and values from memory; no causal mask; masked_fill padded keys with -inf before the softmax (memory_padding_mask[:, None, None, :])." nudge="Cross-attention lets the decoder look at the encoder's output; padded source positions must get no attention."
 import torch
 from torch import nn
 
@@ -431,7 +431,7 @@ class DecoderBlock(nn.Module):
 # PyTorch's layer takes its causal mask as a float matrix with $-\infty$ above the diagonal
 # (`nn.Transformer.generate_square_subsequent_mask`). Same tolerance as before.
 
-# %% test="decoder_block" points=3 hint="Three residual sub-layers, each x = x + f(norm(x)): self_attn(norm1(x), is_causal=True)[0], then cross_attn(norm2(x), memory, memory_padding_mask)[0], then ffn(norm3(x))."
+# %% test="decoder_block" points=3 hint="Three residual sub-layers, each x = x + f(norm(x)): self_attn(norm1(x), is_causal=True)[0], then cross_attn(norm2(x), memory, memory_padding_mask)[0], then ffn(norm3(x))." nudge="A decoder block has three sub-layers: masked self-attention, cross-attention to the encoder, and the feed-forward layer."
 import torch
 from torch import nn
 
@@ -596,7 +596,7 @@ def teacher_forcing_batch(targets, *, bos_id, eos_id, pad_id, ignore_index=-100)
     ### END SOLUTION
 
 
-# %% test="teacher_forcing" points=2 hint="inputs = [bos] + target, padded with pad_id; labels = target + [eos], padded with ignore_index (-100); both (B, longest + 1), dtype long."
+# %% test="teacher_forcing" points=2 hint="inputs = [bos] + target, padded with pad_id; labels = target + [eos], padded with ignore_index (-100); both (B, longest + 1), dtype long." nudge="Teacher forcing feeds the decoder the right answer shifted by one: inputs start with a start token, labels end with an end token."
 import torch
 
 from course_utils.checks import check_tensor
@@ -814,7 +814,7 @@ def greedy_decode(model, src_ids, src_padding_mask=None, *, max_new_tokens, bos_
 # random `EncoderDecoderModel`, against the course's `greedy_decode`. Token ids are
 # integers: no tolerance.
 
-# %% test="greedy" points=3 hint="Encode once; each step decode all tokens so far, take logits[:, -1].argmax(-1), put pad_id where a sequence is done, append; stop when every sequence has produced eos."
+# %% test="greedy" points=3 hint="Encode once; each step decode all tokens so far, take logits[:, -1].argmax(-1), put pad_id where a sequence is done, append; stop when every sequence has produced eos." nudge="Greedy decoding picks the most likely next token at each step, and a finished sequence must stay finished."
 import torch
 from torch import nn
 
@@ -1006,7 +1006,7 @@ def beam_search(
 # `EncoderDecoderModel`, against the course's `beam_search`. Scores are compared with
 # `rel_tol=1e-5`: float32 log-probabilities summed in another order.
 
-# %% test="beam" points=3 hint="Re-rank the candidates of all beams together by total log-probability (not each beam on its own); a candidate ending in eos is finished with score total / n ** length_penalty; return the best finished one."
+# %% test="beam" points=3 hint="Re-rank the candidates of all beams together by total log-probability (not each beam on its own); a candidate ending in eos is finished with score total / n ** length_penalty; return the best finished one." nudge="Beam search keeps the best few partial translations overall, ranked by their whole score, not just their last token."
 import math
 
 import torch

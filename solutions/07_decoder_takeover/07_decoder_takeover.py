@@ -183,7 +183,7 @@ def supervised_tokens(labels, ignore_index=-100):
     ### END SOLUTION
 
 
-# %% test="supervised_tokens" points=2 hint="Compare labels with ignore_index (not with 0 or pad_id) and sum over the time axis, dim=1: one count per sequence."
+# %% test="supervised_tokens" points=2 hint="Compare labels with ignore_index (not with 0 or pad_id) and sum over the time axis, dim=1: one count per sequence." nudge="Only the positions that carry a real label count as supervised tokens, one count per sequence."
 import torch
 
 from course_utils.checks import check_tensor
@@ -312,7 +312,7 @@ def flops_per_token(n_layers, d_model, d_ff, vocab_size, context, backward=True)
     ### END SOLUTION
 
 
-# %% test="flops_per_token" points=3 hint="Forward = n_layers * (2 * (4 d^2 + 2 d d_ff) + 4 * context * d) + 2 * d * vocab_size; the head counts once, not per layer; backward=True multiplies the whole forward by 3."
+# %% test="flops_per_token" points=3 hint="Forward = n_layers * (2 * (4 d^2 + 2 d d_ff) + 4 * context * d) + 2 * d * vocab_size; the head counts once, not per layer; backward=True multiplies the whole forward by 3." nudge="Count the multiply-adds of every layer of one forward pass per token, then how much the backward pass adds."
 import torch
 
 from course_utils.checks import check_tensor
@@ -521,7 +521,7 @@ def parse_answer(task, generated):
     ### END SOLUTION
 
 
-# %% test="prompts" points=3 hint="format_prompt: f'review: {text} =>' (or 'date: ...'), then ' ' + answer if given. parse_answer: skip leading spaces, match 'positive'/'negative' as a whole word, or a date YYYY-MM-DD (digits and dashes) at the start; otherwise None."
+# %% test="prompts" points=3 hint="format_prompt: f'review: {text} =>' (or 'date: ...'), then ' ' + answer if given. parse_answer: skip leading spaces, match 'positive'/'negative' as a whole word, or a date YYYY-MM-DD (digits and dashes) at the start; otherwise None." nudge="A prompt and its parser must agree on one exact format; the parser must refuse anything else."
 from course_utils.checks import check_equal
 
 check_equal(
@@ -915,7 +915,7 @@ def fit_power_law(n, loss):
     ### END SOLUTION
 
 
-# %% test="fit_power_law" points=3 hint="Fit a line to (log n, log loss) with np.polyfit(np.log(n), np.log(loss), 1); alpha is MINUS the slope, a is exp(intercept). Check that every value is > 0 first."
+# %% test="fit_power_law" points=3 hint="Fit a line to (log n, log loss) with np.polyfit(np.log(n), np.log(loss), 1); alpha is MINUS the slope, a is exp(intercept). Check that every value is > 0 first." nudge="A power law is a straight line on log-log axes."
 import numpy as np
 import torch
 

@@ -242,7 +242,7 @@ def training_flops(n_params, n_tokens):
     ### END SOLUTION
 
 
-# %% test="training_flops" points=2 hint="Forward pass 2 FLOPs per parameter per token, backward twice that: return 6 * n_params * n_tokens, as a float; raise ValueError when either is not a positive number."
+# %% test="training_flops" points=2 hint="Forward pass 2 FLOPs per parameter per token, backward twice that: return 6 * n_params * n_tokens, as a float; raise ValueError when either is not a positive number." nudge="Training cost counts the forward and the backward pass for every parameter and every token; bad inputs deserve an error."
 import math
 
 from course_utils.checks import check_raises, check_true
@@ -495,7 +495,7 @@ def split_documents(docs, val_fraction=0.15, seed=0):
     ### END SOLUTION
 
 
-# %% test="split_documents" points=3 hint="Group whole documents by memos.normalise(doc), shuffle the groups with random.Random(seed), and move whole groups to validation until it holds val_fraction * len(docs) documents: never split a memo, never separate its copies."
+# %% test="split_documents" points=3 hint="Group whole documents by memos.normalise(doc), shuffle the groups with random.Random(seed), and move whole groups to validation until it holds val_fraction * len(docs) documents: never split a memo, never separate its copies." nudge="Copies of the same memo must land on the same side of the split, or validation measures memorisation."
 from collections import Counter
 
 from course_utils.checks import check_equal, check_true
@@ -756,7 +756,7 @@ def exposure(secret_score, candidate_scores):
     ### END SOLUTION
 
 
-# %% test="exposure" points=3 hint="rank = 1 + (candidate_scores > secret_score).sum(); |R| = len(candidate_scores) + 1; return math.log2(|R|) - math.log2(rank), base 2, as a float."
+# %% test="exposure" points=3 hint="rank = 1 + (candidate_scores > secret_score).sum(); |R| = len(candidate_scores) + 1; return math.log2(|R|) - math.log2(rank), base 2, as a float." nudge="Exposure measures how far up the list of candidates the secret ranks, in bits."
 import math
 
 import torch
@@ -924,7 +924,7 @@ def deduplicate(docs, normalised=True):
     ### END SOLUTION
 
 
-# %% test="deduplicate" points=3 hint="Loop over docs in order with a set of the keys seen; the key is ' '.join(doc.lower().split()) when normalised, else doc itself; keep a document the first time its key appears."
+# %% test="deduplicate" points=3 hint="Loop over docs in order with a set of the keys seen; the key is ' '.join(doc.lower().split()) when normalised, else doc itself; keep a document the first time its key appears." nudge="Deduplication keeps the first copy of each document, compared after the normalisation the flag asks for."
 from course_utils.checks import check_equal
 
 docs = ["Memo A\n", "memo b\n", "Memo A\n", "MEMO  a", "memo c\n"]

@@ -117,25 +117,30 @@ def test_integer_and_bool_comparisons_have_no_tolerance_text():
     assert "expected: [True, True]" in text
 
 
+def _end_cell(checks, error):
+    checks._after_cell(type("Result", (), {"error_in_exec": error})())
+
+
 def test_begin_test_adds_the_cells_hint_and_failed_prerequisites(monkeypatch):
     from course_utils import checks
 
     monkeypatch.setattr(checks, "_failed", {})
+    monkeypatch.setattr(checks, "_attempts", {})
     checks.begin_test("test_norm", exercise=1, hint="eps inside the root")
     text = message(check_equal, 1, 2, name="norm")
-    assert text.endswith("Hint: eps inside the root")
-    checks._after_cell(type("Result", (), {"error_in_exec": CheckFailed(text)})())
+    assert text.endswith("Hint: eps inside the root")  # no nudge: the hint at once
+    _end_cell(checks, CheckFailed(text))
     assert checks._failed == {"test_norm": 1}
 
     checks.begin_test("test_block", exercise=3, hint="pre-norm", uses={"layer_norm": 1})
     text = message(check_equal, 1, 2, name="block", hint="this check's own hint")
     assert "This uses your `layer_norm` from exercise 1, whose checks fail: fix that first." in text
     assert text.endswith("Hint: this check's own hint") and "pre-norm" not in text
-    checks._after_cell(type("Result", (), {"error_in_exec": None})())
+    _end_cell(checks, None)
     assert checks._failed == {"test_norm": 1}  # the block cell passed on a rerun: forgotten
 
     checks.begin_test("test_norm", exercise=1, hint="eps inside the root")  # rerun, passes
-    checks._after_cell(type("Result", (), {"error_in_exec": None})())
+    _end_cell(checks, None)
     checks.begin_test("test_block", exercise=3, uses={"layer_norm": 1})
     assert "fix that first" not in message(check_true, False, "block differs")
     assert checks.prerequisite_note({"split_heads": 4, "merge_heads": 4}, {4}) == (
@@ -143,3 +148,45 @@ def test_begin_test_adds_the_cells_hint_and_failed_prerequisites(monkeypatch):
         "fix that first."
     )
     checks._after_cell(type("Result", (), {"error_in_exec": None})())
+
+
+def test_a_nudge_first_then_the_hint_and_nothing_for_a_placeholder(monkeypatch, capsys):
+    from course_utils import checks
+    from course_utils.exercises import placeholder
+
+    monkeypatch.setattr(checks, "_failed", {})
+    monkeypatch.setattr(checks, "_attempts", {})
+    kwargs = dict(exercise=2, hint="x[b] = ids[s : s + T]", nudge="targets are shifted by one")
+
+    def untouched():
+        raise NotImplementedError(placeholder(2, "lm_batch"))
+
+    # An untouched exercise: the placeholder's own message, no hint, not counted as a try.
+    checks.begin_test("test_lm_batch", **kwargs)
+    with pytest.raises(NotImplementedError):
+        checks.check_raises(ValueError, untouched, name="lm_batch(...)", hint="raise it")
+    _end_cell(checks, NotImplementedError(placeholder(2, "lm_batch")))
+    assert capsys.readouterr().out == "" and checks._attempts == {}
+
+    checks.begin_test("test_lm_batch", **kwargs)  # first real failure: the nudge only
+    text = message(check_equal, 1, 2, name="lm_batch", hint="the check's own hint")
+    assert "Hint: targets are shifted by one" in text and "course_utils.hint(2)" in text
+    assert "ids[s" not in text and "own hint" not in text
+    _end_cell(checks, CheckFailed(text))
+
+    checks.begin_test("test_lm_batch", **kwargs)  # again: the detailed hint
+    assert message(check_equal, 1, 2, name="lm_batch").endswith("Hint: x[b] = ids[s : s + T]")
+    _end_cell(checks, CheckFailed("x"))
+
+    checks.begin_test("test_lm_batch", **kwargs)  # a crash: help printed under it, once
+    _end_cell(checks, TypeError("bad"))
+    assert capsys.readouterr().out.strip() == "Hint: x[b] = ids[s : s + T]"
+    assert checks._attempts == {"test_lm_batch": 3}
+
+
+def test_exercise_names_of_test_ids():
+    from course_utils.checks import _exercise_name
+
+    assert _exercise_name("test_merge") == "merge"
+    assert _exercise_name("test_multi_head_2") == "multi_head"
+    assert _exercise_name("test_top_k_filter") == "top_k_filter"

@@ -59,11 +59,31 @@ def test_ready_prints_one_line_for_an_unfinished_or_missing_exercise(capsys):
     assert "`encode` is not defined yet" in capsys.readouterr().out
 
 
-def test_ready_is_silent_and_true_when_done(capsys):
+def test_ready_waits_for_the_visible_test_then_is_silent_and_true(capsys, monkeypatch):
+    from course_utils import exercises
+
+    monkeypatch.setattr(exercises, "_tests", {})
+    monkeypatch.setitem(exercises._seen, "lab", "01_tokens_and_embeddings")
     ns = _namespace(FINISHED)
     ns["ready"] = course_utils.ready
+    exec("result = ready('merge')", ns)  # finished, but its test has not run
+    assert ns["result"] is False
+    number = exercises.lab_hints("01_tokens_and_embeddings")["exercises"]["merge"]["number"]
+    assert capsys.readouterr().out.startswith(
+        f"⏳ Exercise {number} (merge, `merge`) has not passed its test yet"
+    )
+    exercises.record_test("01_tokens_and_embeddings", "merge", "test_merge", False, ns)
+    exec("result = ready('merge')", ns)
+    assert ns["result"] is False and "has not passed" in capsys.readouterr().out
+    exercises.record_test("01_tokens_and_embeddings", "merge", "test_merge", True, ns)
     exec("result = ready('merge')", ns)
     assert ns["result"] is True and capsys.readouterr().out == ""
+    exec(FINISHED, ns)  # redefined after its test passed: untested again
+    exec("result = ready('merge')", ns)
+    assert ns["result"] is False
+    # A helper no exercise defines only needs to be defined and finished.
+    exec("def helper_of_the_lab(x):\n    return x\nresult = ready('helper_of_the_lab')", ns)
+    assert ns["result"] is True
 
 
 def test_ready_rejects_what_is_not_a_name():

@@ -33,6 +33,7 @@ from course_utils.models import (
     EncoderDecoderModel,
     EncoderModel,
     ModelConfig,
+    nucleus_filter,
     sample_next,
 )
 
@@ -227,6 +228,29 @@ def test_sample_next_filters():
     assert len(set(sample_next(logits, generator=gen).tolist())) == 5
     with pytest.raises(ValueError, match="top_p"):
         sample_next(logits, top_p=0.0)
+
+
+def test_top_p_keeps_every_token_at_p_1_and_matches_hugging_face():
+    """Summed from the most likely token down, float32 totals reach 1.0 early: p = 1 dropped
+    17,932 of 50,000 tokens of 8 * randn(1000, 50) and [[0, -20]] lost its second token."""
+    gen = torch.Generator().manual_seed(0)
+    wide = 8 * torch.randn(1000, 50, generator=gen)
+    assert torch.equal(nucleus_filter(wide, 1.0), wide)
+    tiny = torch.tensor([[0.0, -20.0]])
+    assert torch.equal(nucleus_filter(tiny, 1.0), tiny)
+    counts = torch.bincount(sample_next(tiny.repeat(4, 1), top_p=1.0, generator=gen))
+    assert counts.tolist() == [4]  # the 2e-9 token stays possible, just unlikely
+    # The boundary: 4 equal tokens (0.25 each, exact in float32), p = 0.5 keeps 2, not 3.
+    kept = torch.isfinite(nucleus_filter(torch.zeros(3, 4), 0.5)).sum(-1)
+    assert kept.tolist() == [2, 2, 2]
+    assert torch.isfinite(nucleus_filter(wide, 1e-9)).sum(-1).eq(1).all()  # the top one stays
+    transformers = pytest.importorskip("transformers")
+    from transformers.generation.logits_process import TopPLogitsWarper
+
+    for p in (0.05, 0.3, 0.5, 0.9, 0.95, 0.99, 1.0):
+        x = 8 * torch.randn(2000, 50, generator=gen)
+        expected = TopPLogitsWarper(p)(None, x.clone())
+        assert torch.equal(nucleus_filter(x, p), expected), (p, transformers.__version__)
 
 
 # --------------------------------------------------------------------------------------------

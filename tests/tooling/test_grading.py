@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import LABS, ROOT, run_cli, solution_path, student_path
+from helpers import LABS, ROOT, load, replace_solution, run_cli, save, solution_path, student_path
 
 from course_utils.tooling.grading import grade
 
@@ -90,7 +90,8 @@ def test_grade_reports_full_marks_and_zero(lab):
     assert bad.score == 0 and bad.max_score == good.max_score, bad.render()
     for test in bad.tests:
         assert not test.passed and test.message.startswith("not done yet"), test
-        assert test.hint
+        assert test.hint and test.nudge  # in the JSON report; render() shows neither
+    assert "Hint:" not in bad.render(), "an untouched exercise gets a hint"
     assert hashlib.sha256(student_path(lab).read_bytes()).hexdigest() == digest
 
 
@@ -98,12 +99,22 @@ def test_grade_cli_output_for_a_learner(tmp_path):
     lab = LABS[0]
     folder = tmp_path / lab
     folder.mkdir()
-    shutil.copy2(student_path(lab), folder)
+    # One exercise tried and wrong, the others untouched: a nudge for the first only.
+    wrong = (
+        "import torch\n\ndef bigram_counts(ids, vocab_size):\n"
+        "    return torch.zeros(vocab_size, vocab_size, dtype=torch.long)\n"
+    )
+    save(replace_solution(load(student_path(lab)), "bigram_counts", wrong), folder / f"{lab}.ipynb")
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
     result = run_cli("grade", str(folder / f"{lab}.ipynb"))
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # nothing written
     assert result.returncode == 0, result.stderr
-    assert "✗ failed" in result.stdout and "Hint:" in result.stdout
+    from course_utils.exercises import lab_hints
+
+    info = lab_hints(lab)["tests"]["test_bigram_counts"]
+    assert "✗ failed" in result.stdout and result.stdout.count("Hint:") == 1, result.stdout
+    assert f"Hint: {info['nudge']}" in result.stdout and info["hint"] not in result.stdout
+    assert 'course_utils.hint("bigram_counts")' in result.stdout
     assert "Score: 0/" in result.stdout
     result = run_cli("grade", str(student_path(lab).parent), "--json")
     assert result.returncode == 0 and '"score": 0' in result.stdout

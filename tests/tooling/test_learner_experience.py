@@ -4,11 +4,11 @@ Every lab in ``course_utils.config.LABS`` whose notebooks exist is checked, so a
 covered as soon as it is built and released:
 
 - each exercise of the released notebook raises its named placeholder, numbered in order;
-- each test cell starts with the ``begin_test`` line the build writes from its header, so a
-  failing check shows the test's hint in the notebook;
+- each test cell starts with the ``begin_test`` line the build writes from its header (the
+  hints themselves are in ``course_utils/hints/<lab>.json``, see tests/tooling/test_hints.py);
 - the untouched student notebook, run top to bottom in the ``smoke`` profile, fails only in
-  exercise and test cells (demo cells wait with ``course_utils.ready``), and every failing test
-  cell shows its hint;
+  exercise and test cells (demo cells wait with ``course_utils.ready``), and no failing test
+  cell shows a hint: nothing was tried yet;
 - the solution notebook, run in ``smoke``, has no errors, no stray values at the ends of cells
   (``True``, ``Text(0, 0.5, ...)``) and no progress bar whose saved text stopped at ``0/N``.
 
@@ -110,9 +110,7 @@ def test_test_cells_start_with_their_hint(lab):
             if _kind(cell) != "test":
                 continue
             course = cell["metadata"]["course"]
-            first = begin_test_line(
-                _meta(cell)["grade_id"], course["number"], course["hint"], course["uses"]
-            )
+            first = begin_test_line(_meta(cell)["grade_id"], lab, course["number"], course["uses"])
             assert "".join(cell["source"]).startswith(first), (
                 f"{path.name}, {_meta(cell)['grade_id']}: the test cell does not start with "
                 "its begin_test line; rebuild and release the lab"
@@ -127,9 +125,8 @@ def test_untouched_notebook_fails_only_where_there_is_work(lab):
         kind = _kind(cell)
         if kind == "test":
             assert errors, f"{lab}, cell {index}: a test passes in the untouched notebook"
-            hint = cell.metadata["course"]["hint"]
             shown = "".join(_text(o) for o in cell.outputs)
-            assert f"Hint: {hint}" in shown, f"{lab}, cell {index}: the failing test shows no hint"
+            assert "Hint" not in shown, f"{lab}, cell {index}: an untouched exercise shows a hint"
         elif kind != "exercise":
             assert not errors, (
                 f"{lab}, cell {index} is not an exercise or a test but fails in the untouched "
@@ -146,6 +143,11 @@ def test_solution_has_no_stray_outputs(lab):
             first = cell.source.splitlines()[0][:60] if cell.source else ""
             where = f"{lab}, cell {index} ({first})"
             assert output.get("output_type") != "error", f"{where}: {_text(output)}"
+            assert "⏳" not in _text(output), (
+                f"{where}: a demo cell waited in the solution notebook ({_text(output)!r}): "
+                "its exercise's visible test did not pass before it, or ready() names the "
+                "wrong function"
+            )
             assert output.get("output_type") != "execute_result", (
                 f"{where} ends with a bare value, shown as {_text(output)[:80]!r}: end the cell "
                 "with a statement (print(...), plt.show(), or `;` after a plot call)"
@@ -202,9 +204,11 @@ print(block(1))
         "exercise": "block",
         "number": 2,
         "hint": 'Use "Norm".',
+        "nudge": "Re-read what `block` must do (x -> x) and compare the expected and the "
+        "returned values above.",  # no nudge= in the header: one from the docstring
         "uses": {"norm": 1},  # through the locked Norm class
     }
     assert tests["test_block"].source.startswith(
         "from course_utils.checks import begin_test\n\n"
-        'begin_test("test_block", exercise=2, hint=\'Use "Norm".\', uses={"norm": 1})\n'
+        'begin_test("test_block", lab="00_start_here", exercise=2, uses={"norm": 1})\n'
     )

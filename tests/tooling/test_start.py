@@ -124,3 +124,105 @@ def test_a_server_started_so_serves_every_lab_and_opens_lab_00(jupyter_lab, tmp_
         assert "not a subdirectory of the notebook server root" not in server.log()
     finally:
         server.stop()
+
+
+def test_start_passes_unknown_options_to_jupyterlab_and_allows_root(monkeypatch):
+    from course_utils.tooling.cli import _split_start
+
+    assert _split_start(["05_decoder_only", "--port", "9000", "--no-browser"]) == (
+        ["05_decoder_only"],
+        ["--port", "9000", "--no-browser"],
+    )
+    assert _split_start(["--no-browser", LABS[1], "--print-command"]) == (
+        [LABS[1], "--print-command"],
+        ["--no-browser"],
+    )
+    assert _split_start(["--", "--ServerApp.ip=0.0.0.0"]) == ([], ["--ServerApp.ip=0.0.0.0"])
+    result = run_cli("start", "--print-command", "--port=9000", "--no-browser")
+    argv = shlex.split(result.stdout.strip())
+    assert argv[-2:] == ["--port=9000", "--no-browser"], argv
+    monkeypatch.setattr(start.os, "geteuid", lambda: 0)
+    assert "--allow-root" in start.command(ROOT, LABS[0])
+    assert start.command(ROOT, LABS[0], ["--allow-root"]).count("--allow-root") == 1
+    assert "--allow-root" in start.command(ROOT, LABS[0], instructor=True)
+    monkeypatch.setattr(start.os, "geteuid", lambda: 1000)
+    assert "--allow-root" not in start.command(ROOT, LABS[0])
+    learner = start.command(ROOT, LABS[0])
+    for name in start.HIDDEN_SERVER_EXTENSIONS:
+        assert f"--ServerApp.jpserver_extensions={name}=False" in learner
+        assert not any(name in a for a in start.command(ROOT, LABS[0], instructor=True))
+
+
+@pytest.mark.slow
+def test_start_itself_serves_lab_00_without_instructor_tools_or_news(tmp_path):
+    """`python -m course_utils start`, as the README runs it (as root here, when the suite
+    runs as root): it serves lab 00, the formgrader is off, the page configuration disables
+    nbgrader's instructor panels and the news pop-up; then it is stopped. About 10 s."""
+    import re
+    import secrets
+    import signal
+    import subprocess
+    import time
+
+    from conftest import LabServer, _free_port
+
+    state = tmp_path / "state"
+    (state / "runtime").mkdir(parents=True)
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "MPLBACKEND"},
+        "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),  # the user's settings stay untouched
+        "JUPYTER_RUNTIME_DIR": str(state / "runtime"),
+        "IPYTHONDIR": str(state / "ipython"),
+        "JUPYTER_PLATFORM_DIRS": "0",
+        "COURSE_ROOT": str(ROOT),
+    }
+    port, token = _free_port(), secrets.token_hex(16)
+    log_path = state / "start.log"
+    argv = [
+        sys.executable, "-m", "course_utils", "start", "--no-browser",
+        "--ServerApp.ip=127.0.0.1", f"--port={port}", "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={token}",
+    ]  # fmt: skip
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            argv, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+    server = LabServer(ROOT, port, token, process, log_path, env)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                if server.request("/api/status", timeout=5)[0] == 200:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.5)
+        assert process.poll() is None, f"start exited with {process.returncode}:\n{server.log()}"
+        status, _ = server.request(f"/api/contents/notebooks/{LABS[0]}/{LABS[0]}.ipynb")
+        assert status == 200, server.log()[-3000:]
+        head = server.log().splitlines()[:3]
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            assert head[0] == start.ROOT_WARNING, head
+        assert any(line.startswith("Starting JupyterLab in") for line in head), head
+        status, page = server.request(start.lab_url_path(LABS[0]))
+        assert status == 200
+        config = json.loads(
+            re.search(rb'id="jupyter-config-data"[^>]*>(.*?)</script>', page, re.S).group(1)
+        )
+        disabled = config.get("disabledExtensions", {})
+        for plugin in start.HIDDEN_LAB_PLUGINS:
+            assert plugin in disabled, (plugin, disabled)
+        assert "@jupyter/nbgrader:assignment-list" not in disabled  # learners keep that
+        assert server.request("/formgrader")[0] == 404
+        assert server.request("/assignments")[0] != 404  # the learner's assignment list
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGINT)  # as Ctrl+C does
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                pass
+        server.stop()
+    assert process.poll() is not None
+    assert not (tmp_path / "config" / "labconfig").exists(), "start wrote the user's settings"
