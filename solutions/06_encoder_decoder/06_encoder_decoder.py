@@ -30,8 +30,6 @@
 # and years it never saw, compare greedy and beam decoding, look at the errors that remain,
 # and watch the decoder read the encoder's notes in a heat map. At the end, the proof that
 # this model is exactly BART's architecture.
-#
-# The whole notebook takes about 2 minutes on a 2-core laptop CPU.
 
 # %% [markdown]
 # ## 0. Set-up
@@ -812,7 +810,10 @@ def greedy_decode(model, src_ids, src_padding_mask=None, *, max_new_tokens, bos_
 # The tests use small **scripted** models, written in the test cell: each says a fixed
 # sequence of tokens for each source, so that the right output is known exactly; and a
 # random `EncoderDecoderModel`, against the course's `greedy_decode`. Token ids are
-# integers: no tolerance.
+# integers: no tolerance. The visible test also counts the scripted model's calls: one
+# encoder call, and no decoder call after every sequence has finished. The grader also
+# checks outputs that never reach `<eos>`, `<eos>` first, three sources finishing at
+# different steps, and a random model with source padding.
 
 # %% test="greedy" points=3 hint="Encode once; each step decode all tokens so far, take logits[:, -1].argmax(-1), put pad_id where a sequence is done, append; stop when every sequence has produced eos."
 import torch
@@ -848,20 +849,22 @@ class Scripted(nn.Module):
 # Source 0 ends after 2 tokens, source 1 after 4, then both would go on saying 11.
 scripted = Scripted({0: [5, 2], 1: [6, 7, 8, 2]})
 src = torch.tensor([[0, 9], [1, 9]])
-out = greedy_decode(scripted, src, None, max_new_tokens=8, bos_id=1, eos_id=2, pad_id=0)
+expected = torch.tensor([[1, 5, 2, 0, 0], [1, 6, 7, 8, 2]])
+out = greedy_decode(scripted, src.clone(), None, max_new_tokens=8, bos_id=1, eos_id=2, pad_id=0)
+check_tensor(
+    out[1, :5],
+    expected[1],
+    name="greedy_decode: the first 5 tokens of the source whose script is 6 7 8 eos",
+    hint="Each step's token comes from the logits of the LAST position, logits[:, -1]: "
+    "the prediction for the token after the ones written so far.",
+)
 check_tensor(
     out,
-    torch.tensor([[1, 5, 2, 0, 0], [1, 6, 7, 8, 2]]),
+    expected,
     name="greedy_decode of two scripted sources (eos after 2 and after 4 tokens)",
+    hint="Once a sequence has produced eos, give it pad_id at every later step, and stop "
+    "when every sequence has produced eos.",
 )
-print("✓ greedy: visible tests passed")
-
-### BEGIN HIDDEN TESTS
-from course_utils.models import EncoderDecoderModel, ModelConfig
-
-# Stops as soon as all are done: 4 decoder calls, 1 encoder call.
-scripted = Scripted({0: [5, 2], 1: [6, 7, 8, 2]})
-greedy_decode(scripted, src, None, max_new_tokens=8, bos_id=1, eos_id=2, pad_id=0)
 check_equal(
     scripted.decodes,
     4,
@@ -869,8 +872,16 @@ check_equal(
     hint="Stop the loop as soon as every sequence has produced eos (done.all()).",
 )
 check_equal(
-    scripted.encodes, 1, name="encoder calls", hint="Encode the source once, before the loop."
+    scripted.encodes,
+    1,
+    name="encoder calls for one batch",
+    hint="Encode the source once, before the loop; only the decoder runs at every step.",
 )
+print("✓ greedy: visible tests passed")
+
+### BEGIN HIDDEN TESTS
+from course_utils.models import EncoderDecoderModel, ModelConfig
+
 # Never produces eos: exactly max_new_tokens tokens.
 scripted = Scripted({0: [5, 6, 7], 1: [8]})
 out = greedy_decode(scripted, src, None, max_new_tokens=3, bos_id=1, eos_id=2, pad_id=0)
@@ -935,9 +946,13 @@ check_tensor(out, expected, name="greedy_decode of a random EncoderDecoderModel"
 # ($\alpha = 0$) short outputs win just for being short; $\alpha = 1$ compares the mean
 # log-probability per token.
 #
-# (Real implementations, the course's `model.beam_search` among them, also stop early,
-# once no live beam can beat the hypotheses already finished. That saves time; on the
-# tests and on dates, whose outputs all have the same length, it finds the same outputs.)
+# (Real implementations also stop early, to save time. Hugging Face's `generate` by
+# default (`early_stopping=False`) and the course's `model.beam_search` stop once the best
+# live beam, scored as if it ended now, cannot beat the worst of the `beam_size` finished
+# ones: a rule of thumb, since with `length_penalty` > 0 a longer output can still win.
+# Running to the end, as you do here, corresponds to Hugging Face's
+# `early_stopping="never"`. On the tests and on dates, whose outputs all have the same
+# length, both find the same outputs.)
 #
 # Write it for **one source** (`src_ids` of shape (1, Ts)). For the live beams' next-token
 # log-probabilities, stack them into one batch: `model.decode(seqs, memory.expand(n, -1,
@@ -1004,7 +1019,12 @@ def beam_search(
 # The tests use models written in the cell whose next-token probabilities depend on the
 # tokens so far (a table), so that the best output is known by hand, and a random
 # `EncoderDecoderModel`, against the course's `beam_search`. Scores are compared with
-# `rel_tol=1e-5`: float32 log-probabilities summed in another order.
+# `rel_tol=1e-5`: float32 log-probabilities summed in another order. The visible test
+# checks the example above and a case where the likeliest **last** token is on the worse
+# path: candidates are ranked by their total log-probability. The grader also checks
+# re-ranking across beams, length normalisation (`length_penalty` 1 and 0), `beam_size=1`,
+# outputs that never reach `<eos>`, and random models, with and without a source padding
+# mask, against the course's beam search.
 
 # %% test="beam" points=3 hint="Re-rank the candidates of all beams together by total log-probability (not each beam on its own); a candidate ending in eos is finished with score total / n ** length_penalty; return the best finished one."
 import math
@@ -1060,6 +1080,28 @@ tokens, score = beam_search(table, src, beam_size=2, max_new_tokens=4, bos_id=1,
 check_equal(tokens, [1, 3, 4, 2], name="beam_search(beam_size=2): the tokens")
 expected = (math.log(0.55) + math.log(0.45) + math.log(0.99)) / 3
 check_true(close(score, expected), f"beam_search's score: expected {expected:.5f}, got {score!r}")
+# Ranked by total log-probability, not by the last token's: 4 7 has the likelier last token
+# (0.55) but the smaller total (0.3 * 0.55 = 0.165 < 0.6 * 0.4 = 0.24 for 3 6).
+table = Table(
+    {
+        (): {3: 0.6, 4: 0.3},
+        (3,): {5: 0.5, 6: 0.4},
+        (4,): {7: 0.55},
+        (3, 6): {2: 0.95},
+        (3, 5): {2: 0.3},
+        (4, 7): {2: 0.95},
+    }
+)
+tokens, score = beam_search(table, src, beam_size=2, max_new_tokens=3, bos_id=1, eos_id=2)
+check_equal(
+    tokens,
+    [1, 3, 6, 2],
+    name="beam_search ranking by total log-probability",
+    hint="A candidate's score is its beam's total log-probability plus the new token's; "
+    "rank by that, not by the new token's probability alone.",
+)
+expected = (math.log(0.6) + math.log(0.4) + math.log(0.95)) / 3
+check_true(close(score, expected), f"score: expected {expected:.5f}, got {score!r}")
 print("✓ beam: visible tests passed")
 
 ### BEGIN HIDDEN TESTS
@@ -1083,28 +1125,6 @@ check_equal(
     name="beam_search when the best candidates all extend the second beam",
     hint="Rank the candidates of all beams together, by total log-probability.",
 )
-# Ranked by total log-probability, not by the last token's: 4 7 has the likelier last token
-# (0.55) but the smaller total (0.3 * 0.55 = 0.165 < 0.6 * 0.4 = 0.24 for 3 6).
-table = Table(
-    {
-        (): {3: 0.6, 4: 0.3},
-        (3,): {5: 0.5, 6: 0.4},
-        (4,): {7: 0.55},
-        (3, 6): {2: 0.95},
-        (3, 5): {2: 0.3},
-        (4, 7): {2: 0.95},
-    }
-)
-tokens, score = beam_search(table, src, beam_size=2, max_new_tokens=3, bos_id=1, eos_id=2)
-check_equal(
-    tokens,
-    [1, 3, 6, 2],
-    name="beam_search ranking by total log-probability",
-    hint="A candidate's score is its beam's total log-probability plus the new token's; "
-    "rank by that, not by the new token's probability alone.",
-)
-expected = (math.log(0.6) + math.log(0.4) + math.log(0.95)) / 3
-check_true(close(score, expected), f"score: expected {expected:.5f}, got {score!r}")
 # Length normalisation: <eos> at once has p = 0.4 (log -0.92, one token); 3 4 5 <eos> has
 # p = 0.6 * 0.7 * 0.7 * 0.7 (log -1.58, four tokens: -0.40 per token).
 table = Table({(): {2: 0.4, 3: 0.6}, (3,): {4: 0.7}, (3, 4): {5: 0.7}, (3, 4, 5): {2: 0.7}})
@@ -1153,6 +1173,35 @@ for seed, k in [(0, 2), (1, 3), (2, 4)]:
         "log-probability.",
     )
     check_true(close(score, scores[0].item()), f"score of a random model: got {score!r}")
+# A source with padding: the padded positions hold words, which only the mask hides from
+# the encoder and from cross-attention.
+torch.manual_seed(3)
+real = EncoderDecoderModel(
+    ModelConfig(vocab_size=12, d_model=16, n_heads=2, n_layers=1, max_len=12, head_bias=True)
+).eval()
+with torch.no_grad():
+    real.lm_head.proj.bias.normal_(0, 2)
+    real.lm_head.proj.bias[2] = -1e9
+src = torch.randint(3, 12, (1, 8))
+src_pad = torch.tensor([[True, True, True, False, False, False, False, False]])
+out, scores = real.beam_search(
+    src.clone(), beam_size=3, max_new_tokens=5, bos_id=1, eos_id=2, return_scores=True,
+    src_padding_mask=src_pad.clone(),
+)  # fmt: skip
+unmasked = real.beam_search(src.clone(), beam_size=3, max_new_tokens=5, bos_id=1, eos_id=2)
+tokens, score = beam_search(real, src, src_pad, beam_size=3, max_new_tokens=5, bos_id=1, eos_id=2)
+check_equal(
+    tokens,
+    out[0].tolist(),
+    name="beam_search of a random model with a source padding mask, against the course's",
+    hint="Pass src_padding_mask to model.encode, and to model.decode for every beam: "
+    "src_padding_mask.expand(n, -1) for n live beams.",
+)
+check_true(close(score, scores[0].item()), f"score with a padding mask: got {score!r}")
+check_true(
+    not torch.equal(out, unmasked),
+    "internal: the padding mask changes nothing here, so this test would not notice it ignored",
+)
 ### END HIDDEN TESTS
 
 # %% [markdown]

@@ -20,8 +20,7 @@
 # 6. **Ethics**: what "private data leaked" means in practice, with your plots as evidence.
 #
 # You write five pieces: a FLOPs estimator, a train/validation split without leakage, the
-# exposure metric, a deduplication filter, and a short written answer. The whole notebook
-# runs in about 2 minutes on a 2-core laptop CPU.
+# exposure metric, a deduplication filter, and a short written answer.
 
 # %% [markdown]
 # ## 0. Set-up
