@@ -1458,8 +1458,8 @@ print(
 # yourself. With `do_sample=True` it also applies top-k with $k = 50$ by default (pass
 # `top_k=0` to sample from the whole distribution, as your `generate` does without a
 # filter). And give it an `attention_mask`: without one it guesses the padding from the
-# pad id, and a prompt that contains that id (GPT-2 pads with its end-of-text token) is
-# partly masked. The cell below passes `do_sample=False` and a mask of ones.
+# pad id, and a prompt that contains that id (GPT-2 is usually given its end-of-text token
+# as pad id) is partly masked. The cell below passes `do_sample=False` and a mask of ones.
 
 # %%
 try:
