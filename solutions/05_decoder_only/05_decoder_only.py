@@ -563,7 +563,9 @@ print(
     f"position 0: {per_position[0]:.2f} nats; position {cfg.block_size - 1}: "
     f"{per_position[-1]:.2f} nats"
 )
-flat = next(t for t in range(cfg.block_size) if per_position[t] - per_position[-1] < 0.1)
+flat = next(
+    t for t in range(cfg.block_size) if (per_position[t:] - per_position[-1]).abs().max() < 0.1
+)
 print(
     f"from position {flat} on ({flat + 1} characters of context), the loss stays within "
     f"0.1 nats of the last position's"

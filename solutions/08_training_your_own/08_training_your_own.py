@@ -898,9 +898,13 @@ def exposures(model):
 def distinct_lines(ax, ticks):
     """Tick a log axis at the given values (1, 4, 16, 64) and give each line its own style,
     so that lines on top of each other stay visible."""
-    styles = [("-", "o", 9), ("--", "s", 6), (":", "^", 5), ("-.", "D", 4)]
-    for line, (style, marker, size) in zip(ax.get_lines(), styles):
-        line.set(linestyle=style, marker=marker, markersize=size, markerfacecolor="none")
+    styles = iter([("-", "o", 9), ("--", "s", 6), (":", "^", 5), ("-.", "D", 4)])
+    for line in ax.get_lines():
+        if line.get_label().startswith("maximum"):  # a reference level, not a measurement
+            line.set(color="gray", linestyle=":", marker="", linewidth=1)
+        else:
+            style, marker, size = next(styles)
+            line.set(linestyle=style, marker=marker, markersize=size, markerfacecolor="none")
     ax.set_xticks(ticks, [str(t) for t in ticks])
     ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
     ax.legend(fontsize=8)
