@@ -662,10 +662,10 @@ if course_utils.ready("mask_tokens", "masked_lm_loss"):
 # %% [markdown]
 # Be honest about what this shows; the printout gives this run's numbers. The held-out
 # loss falls far below guessing. In the `cpu` profile the right word of the review probes
-# ("all", "true") becomes tens of times more likely, from the odds of a uniform guess to
-# a few in a hundred: the model learned the shape of the reviews. The corpus probes gain
-# far less in 500 steps, and the best guesses are mostly frequent words that fit many
-# blanks ("that", "not", "the"). The model has learned which words are common and roughly
+# ("all", "true") becomes twenty times as likely or more, from about the odds of a uniform
+# guess to one or two in a hundred: the model learned the shape of the reviews. The corpus
+# probes barely move in 500 steps (one can even become less likely), and the best guesses
+# are mostly frequent words that fit many blanks ("that", "not", "the"). The model has learned which words are common and roughly
 # where they stand, and the reviews' few patterns, but not yet which word each blank of
 # the language reference needs. BERT trained for a million steps on three billion words;
 # this is 500 steps on a hundred thousand. What the encoder did learn, from text alone and

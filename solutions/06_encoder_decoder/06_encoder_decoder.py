@@ -1342,7 +1342,7 @@ if course_utils.ready("greedy_decode", "beam_search"):
 # formats, and most of them get one field wrong, the month above all, where an abbreviated
 # month stands in a place where training only had full names: the model has learnt most
 # of the combination, but not every month of it. That is generalisation from parts it has
-# seen, and its limit. A few errors are not even valid dates (a month 19, say): the model
+# seen, and its limit. A few errors are not even valid dates (a day 00 or a month 19): the model
 # writes digits, not dates, and nothing stops it from writing an impossible one.
 #
 # ## 11. Watching the decoder read the encoder's notes
