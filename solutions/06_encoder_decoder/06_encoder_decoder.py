@@ -1305,8 +1305,7 @@ if course_utils.ready("greedy_decode", "beam_search"):
         patch.set_color("C1" if dates.FORMATS[name].held_out else "C0")
     ax.legend(
         handles=[Patch(color="C0", label="training format"), Patch(color="C1", label="held-out format")],
-        loc="lower left",
-        fontsize=8,
+        loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8,  # beside the bars
     )  # fmt: skip
     ax.set_ylim(0, 1.1)
     ax.figure.set_size_inches(10, 3.6)
