@@ -1284,8 +1284,8 @@ if course_utils.ready("greedy_decode", "beam_search"):
 # so the best beam is usually the greedy path. Beam search pays off when a model hesitates between
 # continuations whose worth only shows later, as in translating real text; here it only
 # costs time. It runs `beam_size` hypotheses per source, and bookkeeping in Python at every
-# step: the course's batched version is slower than greedy decoding, and yours, one source
-# at a time, slower still (the speeds are above).
+# step: the course's batched version is no faster than greedy decoding, and yours, one source
+# at a time, far slower (the speeds are above; on a busy machine they vary from run to run).
 #
 # ## 10. The errors that remain, by format
 #
