@@ -314,7 +314,16 @@ def check_tensor(
     bad_e = ~torch.isfinite(e)
     if bool((bad_a & ~bad_e).any()):
         where = tuple(int(i) for i in torch.nonzero(bad_a & ~bad_e)[0])
-        _fail(name, f"contains NaN or infinity (first at index {where}: {a[where].item()})", hint)
+        what = "NaN" if bool(torch.isnan(a[where])) else "an infinity"
+        shown_a, shown_e = _show_tensor(actual), _show_tensor(expected)
+        whole = f"\n  expected: {shown_e}\n  got:      {shown_a}" if shown_a and shown_e else ""
+        _fail(
+            name,
+            f"{what} where a finite value was expected: {int((bad_a & ~bad_e).sum())} such "
+            f"place(s); the first is at index {where} (expected {e[where].item():.6g}, got "
+            f"{a[where].item()}){whole}",
+            hint,
+        )
     # Positions where both are the same non-finite value (e.g. -inf in masked scores) agree.
     same_nonfinite = bad_a & bad_e & ((a == e) | (torch.isnan(a) & torch.isnan(e)))
     if bool((bad_e & ~same_nonfinite).any()):

@@ -20,8 +20,7 @@
 # 6. **Ethics**: what "private data leaked" means in practice, with your plots as evidence.
 #
 # You write five pieces: a FLOPs estimator, a train/validation split without leakage, the
-# exposure metric, a deduplication filter, and a short written answer. The whole notebook
-# runs in about 2 minutes on a 2-core laptop CPU.
+# exposure metric, a deduplication filter, and a short written answer.
 
 # %% [markdown]
 # ## 0. Set-up
@@ -36,6 +35,7 @@ import math
 import time
 
 import matplotlib.pyplot as plt
+import matplotlib.ticker
 import torch
 import torch.nn.functional as F
 
@@ -193,11 +193,11 @@ if cfg.profile == "smoke":
 # validation loss: the model memorised its few thousand characters (it saw each one many
 # times, the "each seen" column) and learned little that carries over. As the data grows the
 # two curves meet: the model sees each character only a few times and must learn patterns
-# instead. In the `cpu` profile the gap shrinks from more than two nats per character at
-# 1 % (the model saw each character about 70 times) to nothing at 100 %, where it is even a
-# little below zero: a model that saw each character less than once cannot have memorised
-# any, and the held-out stretch happens to be slightly easier than the average training
-# text. In the tiny `smoke` profile (used when grading) the runs are too short to show any
+# instead. In the `cpu` profile the gap shrinks from about two nats per character at 1 %
+# (the table gives this run's gaps, and how often each run saw each character) to about
+# nothing at 100 %, where it can even fall a little below zero: a model that saw each
+# character less than once cannot have memorised any, and the held-out stretch may be
+# slightly easier than the average training text. In the tiny `smoke` profile (used when grading) the runs are too short to show any
 # of this, and the printout above says so.
 #
 # This is **data hunger**: for a fixed model and budget, more distinct text is the cure for
@@ -253,6 +253,15 @@ check_true(
     f"training_flops(1000, 10) should be 6 * 1000 * 10 = 60000.0 (a float), got {result!r}",
 )
 check_raises(ValueError, training_flops, -5, 10, name="training_flops(-5, 10)")
+check_raises(
+    ValueError,
+    training_flops,
+    0,
+    10,
+    name="training_flops(0, 10)",
+    hint="Zero is not a positive number: check value > 0, not value >= 0.",
+)
+check_raises(ValueError, training_flops, 1_000, "10", name="training_flops(1000, '10')")
 print("✓ training_flops: visible tests passed")
 
 ### BEGIN HIDDEN TESTS
@@ -395,11 +404,20 @@ if course_utils.ready("training_flops"):
             f"  one GPU: {duration(flops / gpu_rate)}; 1,000 GPUs: "
             f"{duration(flops / gpu_rate / 1000)}; about ${gpu_hours * GPU['dollars_per_hour']:,.0f}"
         )
+    seven_b = costs["Chinchilla-optimal 7 B (140 B tokens)"]
+    print(
+        f"\nin short: the 7 B model would take {duration(seven_b / achieved)} on this machine, "
+        f"and about ${seven_b / gpu_rate / 3600 * GPU['dollars_per_hour']:,.0f} of rented GPU "
+        f"time (GPT-3: about "
+        f"${costs['GPT-3 (175 B params, 300 B tokens)'] / gpu_rate / 3600 * GPU['dollars_per_hour']:,.0f})"
+    )
 
 # %% [markdown]
-# On a laptop, pretraining even a small modern model is out of reach by millions of years;
-# on rented GPUs it is a matter of money: tens of thousands of dollars for a 7 B model, and
-# about a million for a GPT-3 (before failed runs, experiments and people). That is why
+# On a laptop, pretraining even a small modern model is out of reach: thousands of years
+# or more (the last line says how long on this machine, at the rate it measured). On rented
+# GPUs it is a matter of money: at the printed assumptions about $10,000 of GPU time for
+# a 7 B model, and about half a million dollars for GPT-3, before failed runs, experiments,
+# people, and prices that differ from ours by a factor of two either way. That is why
 # most teams **do not pretrain**: they start from someone else's pretrained model and
 # fine-tune it, which costs a tiny fraction. The next section measures what that buys.
 
@@ -425,8 +443,14 @@ exact = len(all_memos) - len(set(all_memos))
 normalised = len(all_memos) - len(set(keys))
 print(f"exact duplicates: {exact}; duplicates after normalising: {normalised}")
 repeat = next(i for i, k in enumerate(keys) if k in keys[:i] and all_memos[i] not in all_memos[:i])
-print(repr(all_memos[repeat][:120]))
-print(repr(all_memos[keys.index(keys[repeat])][:120]))
+copy_text, original = all_memos[repeat], all_memos[keys.index(keys[repeat])]
+at = next(
+    (i for i, (a, b) in enumerate(zip(copy_text, original)) if a != b),
+    min(len(copy_text), len(original)),  # one is the other with something added at the end
+)
+print(f"a normalised duplicate and its original first differ at character {at}:")
+print(repr(original[max(0, at - 40) : at + 40]))
+print(repr(copy_text[max(0, at - 40) : at + 40]))
 
 # %% [markdown]
 # To measure how well a model does on private text it has not seen, we hold some memos
@@ -496,6 +520,7 @@ def split_documents(docs, val_fraction=0.15, seed=0):
 
 
 # %% test="split_documents" points=3 hint="Group whole documents by memos.normalise(doc), shuffle the groups with random.Random(seed), and move whole groups to validation until it holds val_fraction * len(docs) documents: never split a memo, never separate its copies." nudge="Copies of the same memo must land on the same side of the split, or validation measures memorisation."
+import random
 from collections import Counter
 
 from course_utils.checks import check_equal, check_true
@@ -520,6 +545,35 @@ check_true(
     f"these documents are on both sides of the split (copies, compared by memos.normalise): "
     f"{sorted(shared)}",
     hint="Group the documents by memos.normalise(doc) first and move whole groups.",
+)
+# Groups of different sizes: validation counts documents, not groups. 10 memos with 5
+# copies each and 20 single memos: 70 documents in 30 groups.
+docs = [f"memo {i}{' ' * j}\n" for i in range(10) for j in range(5)]
+docs += [f"single {i}\n" for i in range(20)]
+groups = {}
+for d in docs:
+    groups.setdefault(norm(d), []).append(d)
+groups = list(groups.values())
+random.Random(2).shuffle(groups)
+want_val = []
+for g in groups:
+    if len(want_val) < 0.3 * len(docs):
+        want_val.extend(g)
+train_part, val_part = split_documents(list(docs), 0.3, seed=2)
+check_true(
+    21 <= len(val_part) < 21 + 5,
+    f"split_documents(70 documents in 30 groups, 0.3): validation should hold at least "
+    f"0.3 * 70 = 21 documents and less than a whole group (5) more; got {len(val_part)}",
+    hint="Count documents, not groups: move whole groups until len(val_docs) >= "
+    "val_fraction * len(docs).",
+)
+check_equal(
+    sorted(val_part),
+    sorted(want_val),
+    name="split_documents(70 documents in 30 groups, 0.3, seed=2): the validation documents",
+    hint="Move whole groups, in the shuffled order, while validation holds fewer than "
+    "val_fraction * len(docs) documents (documents, not groups); keep the groups in the order "
+    "their first member appears and shuffle them with random.Random(seed).shuffle(groups).",
 )
 print("✓ split_documents: visible tests passed")
 
@@ -681,7 +735,7 @@ if course_utils.ready("split_documents"):
 
 # %% [markdown]
 # In the `cpu` profile the fine-tuned model ends clearly lower on memos it has never seen
-# than the one trained from scratch (about 0.7 against 0.9 nats per character here): what
+# than the one trained from scratch (the lines above give both losses for this run): what
 # it learned from the corpus (spelling, spacing, common words) carries over, although the
 # corpus is Python documentation and the memos are office English. The pretraining cost
 # extra compute once; a team that starts from an existing pretrained model pays none of it.
@@ -736,6 +790,12 @@ print([round(s, 2) for s in scores.tolist()])
 # - Return $\log_2 |R| - \log_2 \text{rank}$ as a float: base 2, so exposure is in bits.
 #
 # An empty `candidate_scores` raises a `ValueError`.
+#
+# A note on ties: Carlini et al. count a tie against the secret (its rank is 1 plus the
+# candidates *at least* as likely). We count it for the secret, so that our exposure is
+# never lower than theirs: for a privacy check, overstating the risk is the safer error.
+# With log-likelihoods summed over eleven characters, exact ties are rare, and the two
+# conventions almost always agree.
 
 
 # %% exercise="exposure"
@@ -775,6 +835,13 @@ check_true(
     f"exposure(0.0, [1, 2, 3]): the secret is ranked 4th of 4, so log2(4) - log2(4) = 0; "
     f"got {last!r}",
 )
+tie = exposure(1.0, torch.tensor([1.0, 1.0, 0.0]))
+check_true(
+    isinstance(tie, float) and math.isclose(tie, 2.0, abs_tol=1e-9),
+    f"exposure(1.0, [1, 1, 0]): ties do not count against the secret, so it is ranked 1st of "
+    f"|R| = 4 and its exposure is 2.0 bits; got {tie!r}",
+    hint="Count only the candidates with a score strictly above the secret's (>, not >=).",
+)
 print("✓ exposure: visible tests passed")
 
 ### BEGIN HIDDEN TESTS
@@ -794,10 +861,10 @@ for n in (1, 7, 1000):
             "above the secret's (a tie does not count); rank starts at 1; |R| counts the "
             "secret too; logarithms in base 2.",
         )
-# Ties do not count against the secret.
+# Ties do not count against the secret, among many candidates too.
 check_true(
-    math.isclose(exposure(1.0, torch.tensor([1.0, 1.0, 0.0])), 2.0, abs_tol=1e-9),
-    "exposure(1.0, [1, 1, 0]): ties do not count against the secret, so it is ranked 1st of 4",
+    math.isclose(exposure(0.5, torch.tensor([0.5] * 7 + [2.0])), math.log2(9 / 2), abs_tol=1e-9),
+    "exposure(0.5, [0.5] * 7 + [2.0]): only 2.0 beats the secret, so it is ranked 2nd of 9",
 )
 # Log-likelihoods are negative: the most likely has the score closest to 0.
 check_true(
@@ -826,6 +893,21 @@ def exposures(model):
         scores = code_scores(model, prefix, [secret] + CANDIDATES)
         out.append(exposure(scores[0].item(), scores[1:]))
     return out
+
+
+def distinct_lines(ax, ticks):
+    """Tick a log axis at the given values (1, 4, 16, 64) and give each line its own style,
+    so that lines on top of each other stay visible."""
+    styles = iter([("-", "o", 9), ("--", "s", 6), (":", "^", 5), ("-.", "D", 4)])
+    for line in ax.get_lines():
+        if line.get_label().startswith("maximum"):  # a reference level, not a measurement
+            line.set(color="gray", linestyle=":", marker="", linewidth=1)
+        else:
+            style, marker, size = next(styles)
+            line.set(linestyle=style, marker=marker, markersize=size, markerfacecolor="none")
+    ax.set_xticks(ticks, [str(t) for t in ticks])
+    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+    ax.legend(fontsize=8)
 
 
 def by_repeats(values):
@@ -857,21 +939,24 @@ if course_utils.ready("split_documents", "exposure"):
         xlabel="copies of the secret in the training memos", ylabel="exposure (bits)",
         log_x=True, markers=True, title="memorisation grows with repetition",
     )  # fmt: skip
+    distinct_lines(ax, x)
     plt.show()
     if cfg.profile == "smoke":
         print("(smoke profile: 15 steps memorise nothing; these exposures are chance, ~1.4 bits)")
 
 # %% [markdown]
-# In the `cpu` profile the exposure climbs with the number of copies. Secrets seen once
-# average 1 to 3 bits (chance alone gives about $1/\ln 2 \approx 1.4$ bits: a random rank),
-# those planted 4 times 3 to 4 bits, and those planted 16 and 64 times reach the maximum:
-# the true code beats every one of the 1,000 random codes. One secret alone is a noisy
-# measurement (in our run the secrets planted once scattered from 0.2 to 7 bits), which is
-# why we plant several and average. Both models memorise; in our run the fine-tuned one
-# exposed the rare secrets more (3.0 against 1.2 bits at one copy): a model that already
-# knows the language learns the specifics of new text faster, secrets included. Our
-# ranking tops out at $\log_2 |R|$ bits; Carlini et al. rank against all $10^9$ codes and
-# found secrets with 30 bits of exposure, which an attacker can simply read out. Can ours?
+# In the `cpu` profile the exposure climbs with the number of copies (the printout gives
+# each group's mean and every secret's own value). Secrets seen once stay within a few bits
+# of chance (about $1/\ln 2 \approx 1.4$ bits on average: a random rank), those planted 4
+# times are higher, and those planted 16 and 64 times reach or near the maximum: the true
+# code beats every one of the 1,000 random codes. One secret alone is a noisy measurement
+# (compare the values within a group), which is why we plant several and average; with
+# eight, four, two and one secrets per group, a difference of a bit or so between the two
+# models is within that noise. Both models memorise, and a model that already knows the
+# language may learn the specifics of new text faster, secrets included: see whether the
+# fine-tuned one exposes the rare secrets more on this run. Our ranking tops out at
+# $\log_2 |R|$ bits; Carlini et al. rank against all $10^9$ codes and found secrets with 30
+# bits of exposure, which an attacker can simply read out. Can ours?
 
 # %%
 if course_utils.ready("split_documents"):
@@ -903,6 +988,17 @@ if course_utils.ready("split_documents"):
 # whitespace one space, no space at either end (`" ".join(doc.lower().split())`, which is
 # what `memos.normalise` does); with `normalised=False` only when they are exactly equal.
 # Return a new list; do not change `docs`.
+#
+# The visible test checks exact and normalised copies, the order, and that `docs` is not
+# changed; the grader also checks generated memos against a loop, every kind of
+# whitespace, and an empty list.
+#
+# A note on practice: this normal form catches copies that differ in case and spacing
+# only. A copy with one word changed, or a long passage shared by two otherwise different
+# documents, slips through. Deduplication of real training sets uses near-duplicate
+# detection (MinHash over word n-grams) and exact-substring deduplication (a suffix array
+# finds every long passage repeated anywhere), as in Lee et al. (2022), "Deduplicating
+# training data makes language models better".
 
 
 # %% exercise="deduplicate"
@@ -925,9 +1021,10 @@ def deduplicate(docs, normalised=True):
 
 
 # %% test="deduplicate" points=3 hint="Loop over docs in order with a set of the keys seen; the key is ' '.join(doc.lower().split()) when normalised, else doc itself; keep a document the first time its key appears." nudge="Deduplication keeps the first copy of each document, compared after the normalisation the flag asks for."
-from course_utils.checks import check_equal
+from course_utils.checks import check_equal, check_true
 
 docs = ["Memo A\n", "memo b\n", "Memo A\n", "MEMO  a", "memo c\n"]
+before = list(docs)
 check_equal(
     deduplicate(docs, normalised=False),
     ["Memo A\n", "memo b\n", "MEMO  a", "memo c\n"],
@@ -938,6 +1035,14 @@ check_equal(
     ["Memo A\n", "memo b\n", "memo c\n"],
     name="deduplicate(docs): copies after normalising (case, whitespace) too",
 )
+result = deduplicate(docs)
+check_equal(
+    docs,
+    before,
+    name="docs after deduplicate(docs): unchanged",
+    hint="Build a new list of the documents you keep; never remove from (or sort) docs itself.",
+)
+check_true(result is not docs, "deduplicate should return a new list, not docs itself")
 print("✓ deduplicate: visible tests passed")
 
 ### BEGIN HIDDEN TESTS
@@ -981,8 +1086,8 @@ check_equal(
 check_equal(deduplicate(["x", "x", "x"], normalised=False), ["x"], name="three exact copies of 'x'")
 check_equal(deduplicate([]), [], name="deduplicate([])")
 before = list(many)
-result = deduplicate(many)
-check_equal(many, before, name="docs after deduplicate(docs): unchanged")
+result = deduplicate(many, normalised=False)
+check_equal(many, before, name="docs after deduplicate(225 memos, normalised=False): unchanged")
 check_true(result is not many, "deduplicate should return a new list, not docs itself")
 ### END HIDDEN TESTS
 
@@ -1018,6 +1123,8 @@ if course_utils.ready("split_documents", "exposure", "deduplicate"):
         xlabel="copies of the secret planted", ylabel="exposure (bits)", log_x=True,
         markers=True, title="the same secrets, fine-tuned after deduplication",
     )  # fmt: skip
+    ax.axhline(max_bits, color="gray", linestyle=":", linewidth=1, label="maximum (ranked first)")
+    distinct_lines(ax, x)
     plt.show()
     for label, values in [("none", ft_exposure)] + list(deduped_exposure.items()):
         row = ", ".join(f"{n}: {v:.2f}" for n, v in by_repeats(values).items())
@@ -1028,12 +1135,12 @@ if course_utils.ready("split_documents", "exposure", "deduplicate"):
         )
 
 # %% [markdown]
-# In the `cpu` profile, exact deduplication removes only the exact copies: about half of
-# each secret's copies survive with changed spacing (29 of the canary's 64 here), and the
-# secrets planted 16 and 64 times stay at the maximum exposure. Normalised deduplication
-# leaves one copy of each, and the exposure of every group falls to within a few bits of
-# chance: in our run from the maximum, 10 bits, to about 2 bits for the secrets planted 16
-# times and about 4 for the canary planted 64 times. Deduplication is no guarantee: a
+# Exact deduplication removes only the exact copies: about half of each secret's copies
+# survive with changed spacing (the printout says how many of the canary's 64), and in the
+# `cpu` profile the secrets planted 16 and 64 times stay at or near the maximum exposure.
+# Normalised deduplication leaves one copy of each, and the exposure of every group falls
+# to within a few bits of chance (the last lines give this run's means). Deduplication is
+# no guarantee: a
 # secret that appears **once** is still in the data, and a larger model or longer training
 # memorises single copies too (Carlini et al. 2021 extracted unique phone numbers and
 # addresses from GPT-2). Removing secrets before training (scrubbing), and training with

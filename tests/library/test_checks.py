@@ -42,8 +42,13 @@ def test_check_tensor_passes_within_tolerance():
             ["1 of 3 places", "index (2,)", "expected 3", "got 3.5", "rtol"],
         ),
         (torch.tensor([0.0, 1.0]), torch.tensor([0.0, float("-inf")]), ["index (1,)", "-inf"]),
+        (
+            torch.tensor([[5.0, float("-inf"), 3.0]]),
+            torch.tensor([[5.0, 4.0, 3.0]]),
+            ["an infinity where a finite value was expected", "(0, 1)", "expected 4", "-inf"],
+        ),
     ],
-    ids=["shape", "dtype", "nan", "not-a-tensor", "values", "missing-inf"],
+    ids=["shape", "dtype", "nan", "not-a-tensor", "values", "missing-inf", "unexpected-inf"],
 )
 def test_check_tensor_says_what_is_wrong(actual, expected, words):
     text = message(check_tensor, actual, expected, name="attention(q, k, v)", hint="Look again.")
