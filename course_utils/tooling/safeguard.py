@@ -31,6 +31,7 @@ from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 from traitlets import Bool, Unicode
 
+from .call_guard import rewrite_calls
 from .safeguard_scan import scan_source
 from .sandbox import PACKAGE_DIR, Watch, Workspace, sandboxed, site_dirs
 from .trusted import rewrite_imports
@@ -109,6 +110,9 @@ class ScanSubmission(NbGraderPreprocessor):
                     # A test cell takes the checks from the grader, not from the kernel's
                     # modules (which the learner's code could have replaced).
                     cell.source = rewrite_imports(cell.source)
+                    # ... and calls the learner's code through a guard that notices (and
+                    # undoes) a change to the test's inputs (see call_guard).
+                    cell.source = rewrite_calls(cell.source)
                 continue  # the instructor's own code, restored by OverwriteCells
             if not self.scan:
                 continue
