@@ -34,9 +34,10 @@ from traitlets import Bool, Unicode
 from .call_guard import rewrite_calls
 from .safeguard_scan import scan_source
 from .sandbox import PACKAGE_DIR, Watch, Workspace, sandboxed, site_dirs
-from .trusted import rewrite_imports
+from .trusted import KEY_VARIABLE, rewrite_imports
 
 META_KEY = "course_safeguard"
+SECRET_VARIABLE = "COURSE_GRADING_SECRET"  # the instructor's secret for hidden test cases
 ERROR_NAME = "FlaggedByGrader"
 
 
@@ -197,6 +198,7 @@ class _LimitsMixin:
 
     course_profile = "smoke"
     course_workspace: Workspace | None = None
+    course_environment: dict[str, str] = {}  # noqa: RUF012 - set per grading run, read-only
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -222,6 +224,7 @@ class _LimitsMixin:
         limit = kernel_memory_limit() or 0
         workspace = self.course_workspace
         env = [f"{k}={v}" for k, v in workspace.environment().items()] if workspace else []
+        env += [f"{k}={v}" for k, v in self.course_environment.items()]
         return [
             sys.executable,
             "-m",
@@ -232,6 +235,22 @@ class _LimitsMixin:
             "--",
             *(workspace.wrap(cmd) if workspace else cmd),
         ]
+
+
+def grading_key(secret: str, lab: str) -> str:
+    """The key a grading kernel gets for one lab's hidden cases: HMAC-SHA256(secret, lab).
+
+    ``secret`` defaults to ``$COURSE_GRADING_SECRET``; empty without one. The kernel never
+    sees the course's secret itself, so a key that leaks (printed into a feedback page)
+    gives away one lab's cases, not the others'.
+    """
+    import hashlib
+    import hmac
+
+    secret = secret or os.environ.get(SECRET_VARIABLE, "")
+    if not secret.strip():
+        return ""
+    return hmac.new(secret.strip().encode(), lab.encode(), hashlib.sha256).hexdigest()
 
 
 def _booted(cmd: list[str]) -> list[str]:
@@ -261,12 +280,15 @@ def kernel_memory_limit() -> int | None:
     return int(physical * 0.6)
 
 
-def _limited_manager(profile: str, workspace: Workspace | None = None):
+def _limited_manager(
+    profile: str, workspace: Workspace | None = None, environment: dict[str, str] | None = None
+):
     from jupyter_client.manager import AsyncKernelManager
 
     class LimitedKernelManager(_LimitsMixin, AsyncKernelManager):
         course_profile = profile
         course_workspace = workspace
+        course_environment = dict(environment or {})
 
     return LimitedKernelManager
 
@@ -279,6 +301,11 @@ class GuardedExecute(Execute):
         config=True
     )
     course_root = Unicode("", help="the course folder whose solutions/ to protect").tag(config=True)
+    grading_secret = Unicode(
+        "",
+        help="the course's secret for hidden test cases (default: $COURSE_GRADING_SECRET); "
+        "empty: the tests' own seeds",
+    ).tag(config=True)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -299,10 +326,18 @@ class GuardedExecute(Execute):
         gradebook = Path(db_url[len("sqlite:///") :]) if db_url.startswith("sqlite:///") else None
         return root, sources, gradebook
 
+    def _key_environment(self, resources: dict | None) -> dict[str, str]:
+        """The grading kernel's key for hidden test cases, if the course has a secret."""
+        lab = (resources or {}).get("nbgrader", {}).get("assignment") or ""
+        key = grading_key(self.grading_secret, lab)
+        return {KEY_VARIABLE: key} if key else {}
+
     def preprocess(self, nb, resources=None, km=None):
         """Run the notebook in a fresh workspace: sandboxed, or watched and restored after."""
         if not self.protect:
-            self.kernel_manager_class = _limited_manager(self.profile)
+            self.kernel_manager_class = _limited_manager(
+                self.profile, None, self._key_environment(resources)
+            )
             return super().preprocess(nb, resources, km)
         sandbox = sandboxed(self.log)
         root, sources, gradebook = self._course_paths(resources)
@@ -320,7 +355,9 @@ class GuardedExecute(Execute):
                 files=[gradebook] if gradebook else [],
                 pth_dirs=site_dirs(),
             )
-        self.kernel_manager_class = _limited_manager(self.profile, workspace)
+        self.kernel_manager_class = _limited_manager(
+            self.profile, workspace, self._key_environment(resources)
+        )
         self._kernel_dead_at = None
         try:
             nb, resources = super().preprocess(nb, resources, km)

@@ -234,7 +234,9 @@ check_tensor(bigram_counts(ids.clone(), 3), expected, name="bigram_counts([0, 1,
 print("✓ bigram_counts: visible tests passed")
 
 ### BEGIN HIDDEN TESTS
-generator = torch.Generator().manual_seed(1234)
+from course_utils.checks import hidden_generator
+
+generator = hidden_generator("test_bigram_counts", 1234)
 for n, v in [(500, 7), (2, 4), (1, 5), (0, 3), (50, 1)]:
     ids = torch.randint(0, v, (n,), generator=generator)
     expected = torch.zeros(v, v, dtype=torch.long)

@@ -274,6 +274,9 @@ check_tensor(out, expected_out, name="output for q, k, v of shape (2, 3, 5, 8)",
 print("✓ attention: visible tests passed")
 
 ### BEGIN HIDDEN TESTS
+from course_utils.checks import hidden_generator
+
+gen = hidden_generator("test_attention", gen)  # the course's secret, if any
 cases = [
     ("cross-attention T_q=4 != T_k=7", (2, 4, 16), (2, 7, 16), (2, 7, 3)),
     ("batch of one", (1, 2, 6, 8), (1, 2, 6, 8), (1, 2, 6, 8)),
@@ -354,6 +357,9 @@ check_tensor(
 print("✓ attention with masks: visible tests passed")
 
 ### BEGIN HIDDEN TESTS
+from course_utils.checks import hidden_generator
+
+gen = hidden_generator("test_attention_2", gen)  # the course's secret, if any
 # Masks that broadcast: (T_q, T_k) for everything, and (B, 1, 1, T_k) padding.
 q, k, v = (torch.randn(2, 3, 6, 8, generator=gen) for _ in range(3))
 lower = torch.tril(torch.ones(6, 6, dtype=torch.bool))
@@ -535,7 +541,9 @@ check_tensor(padding_mask(ids, 0), expected, name="padding_mask of a (2, 5) batc
 print("✓ padding_mask: visible tests passed")
 
 ### BEGIN HIDDEN TESTS
-gen = torch.Generator().manual_seed(2)
+from course_utils.checks import hidden_generator
+
+gen = hidden_generator("test_padding_mask", 2)
 cases = [
     ("pad_id=3, padding anywhere", torch.randint(0, 6, (4, 9), generator=gen), 3),
     ("a sequence that is all padding", torch.tensor([[4, 4, 4, 4], [1, 2, 4, 4]]), 4),
@@ -786,6 +794,9 @@ check_tensor(
 print("✓ heads: visible tests passed")
 
 ### BEGIN HIDDEN TESTS
+from course_utils.checks import hidden_generator
+
+gen = hidden_generator("test_heads", gen)  # the course's secret, if any
 for label, shape, n_heads in [
     ("batch of one", (1, 7, 8), 2),
     ("length-1 sequences", (3, 1, 8), 4),
@@ -994,6 +1005,9 @@ for label, mask, torch_kwargs in [
 print("✓ multi_head: visible tests passed")
 
 ### BEGIN HIDDEN TESTS
+from course_utils.checks import hidden_generator, hidden_seed
+
+gen = hidden_generator("test_multi_head", gen)  # the course's secret, if any
 # Causal and padding together; a batch of one; length-1 sequences; many heads of width 2.
 both = causal & keep
 out, weights = mine(x, mask=both)
@@ -1007,7 +1021,7 @@ for label, shape in [("batch of one", (1, 5, C)), ("length-1 sequences", (3, 1, 
     expected_out, expected_weights = torch_reference(theirs, x1, x1, {})
     check_tensor(weights, expected_weights, name=f"weights, {label}", **TOL)
     check_tensor(out, expected_out, name=f"output, {label}", **TOL)
-torch.manual_seed(5)
+torch.manual_seed(hidden_seed("test_multi_head", 5))
 theirs8 = nn.MultiheadAttention(C, 8, batch_first=True).eval()
 mine8 = MultiHeadAttention(C, 8)
 copy_from_torch(mine8, theirs8)
@@ -1099,6 +1113,9 @@ error = check_raises(
 print("✓ multi_head cross-attention: visible tests passed")
 
 ### BEGIN HIDDEN TESTS
+from course_utils.checks import hidden_generator
+
+gen = hidden_generator("test_multi_head_2", gen)  # the course's secret, if any
 # One query against many keys, and many queries against one key; a batch of one.
 for label, tq, tk, b in [
     ("T_q=1, T_k=9", 1, 9, 2),

@@ -200,6 +200,9 @@ check_tensor(
 print("✓ layer_norm: visible tests passed")
 
 ### BEGIN HIDDEN TESTS
+from course_utils.checks import hidden_generator
+
+gen = hidden_generator("test_layer_norm", gen)  # the course's secret, if any
 # The population variance: [1, 3] has mean 2 and variance ((-1)² + 1²) / 2 = 1, so the
 # output is [-1, 1] / sqrt(1 + eps). Dividing by C - 1 = 1 would give [-0.707, 0.707].
 pair = torch.tensor([[1.0, 3.0]])
@@ -318,6 +321,9 @@ check_tensor(
 print("✓ layer_norm: large-mean test passed")
 
 ### BEGIN HIDDEN TESTS
+from course_utils.checks import hidden_generator
+
+gen = hidden_generator("test_layer_norm_2", gen)  # the course's secret, if any
 x = -15 + 0.8 * torch.randn(3, 5, 256, generator=gen)
 check_tensor(
     layer_norm(x, None, None, 1e-5),
@@ -605,6 +611,9 @@ check_tensor(ffn(x), ref(x), name=f"{label} on x of shape (2, 5, 16)", **TOL)
 print("✓ feed_forward: visible tests passed")
 
 ### BEGIN HIDDEN TESTS
+from course_utils.checks import hidden_generator
+
+gen = hidden_generator("test_feed_forward", gen)  # the course's secret, if any
 for d_model, d_ff, activation, bias, shape in [
     (16, 64, "relu", True, (3, 4, 16)),
     (32, 8, "gelu", True, (2, 3, 32)),  # a hidden size smaller than d_model
@@ -915,6 +924,9 @@ check_tensor(
 print(f"✓ transformer_block: visible {order} tests passed")
 
 ### BEGIN HIDDEN TESTS
+from course_utils.checks import hidden_generator
+
+gen = hidden_generator("test_transformer_block", gen)  # the course's secret, if any
 cases = [
     ("a batch of one", dict(), (1, 6, 32)),
     ("a sequence of length 1", dict(), (3, 1, 32)),
@@ -1057,6 +1069,9 @@ check_tensor(
 print(f"✓ transformer_block: visible {order} tests passed")
 
 ### BEGIN HIDDEN TESTS
+from course_utils.checks import hidden_generator
+
+gen = hidden_generator("test_transformer_block_2", gen)  # the course's secret, if any
 cases = [
     ("a batch of one", dict(), (1, 6, 32)),
     ("a sequence of length 1", dict(), (3, 1, 32)),

@@ -284,6 +284,9 @@ check_true(
 print("✓ mask_tokens: visible tests passed")
 
 ### BEGIN HIDDEN TESTS
+from course_utils.checks import hidden_generator
+
+gen = hidden_generator("test_mask_tokens", gen)  # the course's secret, if any
 # Each chosen position draws its own fate: a decision per batch or per sequence fails here.
 # With about 15 chosen positions per row, all of them [MASK] happens in 0.8^15 = 4% of rows
 # under the per-position rule, in 80% of rows under a per-row rule.
@@ -423,6 +426,9 @@ check_tensor(loss, expected, name="masked_lm_loss(logits (4, 9, 30), targets)", 
 print(f"✓ masked_lm_loss: visible tests passed (loss {loss.item():.3f})")
 
 ### BEGIN HIDDEN TESTS
+from course_utils.checks import hidden_generator
+
+gen = hidden_generator("test_masked_lm_loss", gen)  # the course's secret, if any
 # One chosen position among many: the mean is over chosen positions, not over B * T.
 targets = torch.full((2, 50), -100)
 targets[1, 7] = 3
@@ -686,6 +692,9 @@ check_tensor(pooled, expected, name="mean_pool(hidden (3, 5, 4), mask with 0, 2 
 print("✓ mean_pool: visible tests passed")
 
 ### BEGIN HIDDEN TESTS
+from course_utils.checks import hidden_generator
+
+gen = hidden_generator("test_mean_pool", gen)  # the course's secret, if any
 # Huge values at padding must not leak in.
 noisy = hidden.clone()
 noisy[pad] = 1e6
@@ -1232,6 +1241,9 @@ check_tensor(scores, expected.values, name="top_k_cosine(...) scores", **TOL)
 print("✓ top_k_cosine: visible tests passed")
 
 ### BEGIN HIDDEN TESTS
+from course_utils.checks import hidden_generator
+
+gen = hidden_generator("test_top_k_cosine", gen)  # the course's secret, if any
 # Length must not matter: a long key pointing elsewhere loses to a short one pointing the same way.
 q = torch.tensor([[1.0, 0.0]])
 k2 = torch.tensor([[10.0, 10.0], [0.1, 0.0], [-5.0, 1.0]])

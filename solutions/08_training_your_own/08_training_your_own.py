@@ -526,7 +526,7 @@ print("✓ split_documents: visible tests passed")
 ### BEGIN HIDDEN TESTS
 import random
 
-from course_utils.checks import check_raises
+from course_utils.checks import check_raises, hidden_seed
 
 # Generated memos, with exact and normalised duplicates: no group may be separated.
 corpus_docs = memos.make_memos(300, seed=11, exact_duplicates=0.1, normalised_duplicates=0.1)
@@ -569,7 +569,7 @@ groups = {}
 for d in corpus_docs:
     groups.setdefault(norm(d), []).append(d)
 groups = list(groups.values())
-random.Random(5).shuffle(groups)
+random.Random(hidden_seed("test_split_documents", 5)).shuffle(groups)
 want_val = []
 for g in groups:
     if len(want_val) < 0.2 * len(corpus_docs):
@@ -778,7 +778,9 @@ check_true(
 print("✓ exposure: visible tests passed")
 
 ### BEGIN HIDDEN TESTS
-gen = torch.Generator().manual_seed(0)
+from course_utils.checks import hidden_generator
+
+gen = hidden_generator("test_exposure", 0)
 # Against a loop written here: rank counts the candidates strictly above the secret.
 for n in (1, 7, 1000):
     cands = torch.randn(n, generator=gen)

@@ -187,3 +187,107 @@ def test_the_guard_fails_and_undoes_a_change_to_an_input():
             delattr(builtins, call_guard.NAME)
         else:
             setattr(builtins, call_guard.NAME, had)
+
+
+# --------------------------------------------------------------------------------------------
+# Hidden cases drawn from the course's secret
+# --------------------------------------------------------------------------------------------
+
+# The public hidden test of lab 00's bigram_counts draws its cases like this; a learner who
+# read it could hand in a table of the answers instead of a solution.
+PUBLIC_CASES = [(500, 7), (2, 4), (1, 5), (0, 3), (50, 1)]
+
+
+def _answer_table_solution() -> str:
+    import torch
+
+    table = {}
+    generator = torch.Generator().manual_seed(1234)
+    cases = [([0, 1, 1, 2, 0, 1], 3)]  # the visible case
+    for n, v in PUBLIC_CASES:
+        cases.append((torch.randint(0, v, (n,), generator=generator).tolist(), v))
+    for ids, v in cases:
+        counts = torch.zeros(v, v, dtype=torch.long)
+        for a, b in zip(ids[:-1], ids[1:]):
+            counts[a, b] += 1
+        table[(hash(tuple(ids)), v)] = counts.tolist()
+    return (
+        "import torch\n\n"
+        f"ANSWERS = {table!r}\n\n\n"
+        "def bigram_counts(ids, vocab_size):\n"
+        '    """A table of the public cases, not a solution."""\n'
+        "    key = (hash(tuple(ids.tolist())), vocab_size)\n"
+        "    return torch.tensor(ANSWERS.get(key, [[0] * vocab_size] * vocab_size))\n"
+    )
+
+
+def _grade(path, secret: str | None):
+    import os
+
+    from course_utils.tooling.grading import grade
+
+    old = os.environ.pop("COURSE_GRADING_SECRET", None)
+    if secret:
+        os.environ["COURSE_GRADING_SECRET"] = secret
+    try:
+        report = grade(path, lab="00_start_here", progress=lambda _: None)
+    finally:
+        os.environ.pop("COURSE_GRADING_SECRET", None)
+        if old is not None:
+            os.environ["COURSE_GRADING_SECRET"] = old
+    return {t.grade_id: t.passed for t in report.tests}, report
+
+
+@pytest.mark.slow
+def test_hidden_cases_come_from_the_courses_secret(tmp_path):
+    from helpers import load, replace_solution, save, solution_path
+
+    lab = "00_start_here"
+    table = replace_solution(load(solution_path(lab)), "bigram_counts", _answer_table_solution())
+    table_path = save(table, tmp_path / "table" / f"{lab}.ipynb")
+    # Without a secret the public seeds are graded: the table passes (so it is a real table).
+    passed, _ = _grade(table_path, None)
+    assert passed["test_bigram_counts"], passed
+    # With a secret the cases are others: the table fails, a correct solution passes with
+    # either of two secrets.
+    passed, report = _grade(table_path, "first secret of the term")
+    assert not passed["test_bigram_counts"], report.render()
+    for secret in ("first secret of the term", "another secret"):
+        passed, report = _grade(solution_path(lab), secret)
+        assert all(passed.values()), report.render()
+
+
+def test_hidden_seeds_follow_the_key_and_the_kernel_never_sees_the_secret():
+    import subprocess
+    import sys
+
+    from course_utils.tooling.safeguard import grading_key
+
+    script = (
+        "import os\n"
+        "from course_utils.tooling.trusted import install\n"
+        "install()\n"
+        "assert 'COURSE_GRADING_KEY' not in os.environ\n"
+        "seed, gen = __course_checks__('hidden_seed', 'hidden_generator')\n"
+        "print(seed('test_x', 7), seed('test_y', 7), int(gen('test_x', 3).initial_seed()))\n"
+    )
+
+    def seeds(key: str | None) -> list[int]:
+        env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("COURSE_")}
+        if key is not None:
+            env["COURSE_GRADING_KEY"] = key
+        out = subprocess.run(
+            [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+        )
+        return [int(x) for x in out.stdout.split()]
+
+    assert seeds(None) == [7, 7, 3]  # no secret: the tests' own seeds
+    a, b = grading_key("secret A", "00_start_here"), grading_key("secret B", "00_start_here")
+    assert a != b and grading_key("secret A", "01_tokens_and_embeddings") != a
+    assert "secret A" not in a
+    first, second = seeds(a), seeds(b)
+    assert first == seeds(a)  # the same secret gives the same cases
+    assert first != second and first[0] != first[1] and 7 not in first
+    assert grading_key("", "00_start_here") == grading_key(
+        __import__("os").environ.get("COURSE_GRADING_SECRET", ""), "00_start_here"
+    )
