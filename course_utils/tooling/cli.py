@@ -6,6 +6,7 @@
 - ``grade PATH [--lab LAB] [--profile P] [--json] [--fail-under N]``: grade a notebook, never
   changing it; exit 0 whatever the score, unless ``--fail-under N`` (exit 1 below N points)
 - ``start [LAB]``: JupyterLab at the course folder, with a lab open (default: lab 00)
+- ``student-copy DEST``: the course without solutions and hidden tests, for a class's students
 
 Mistakes (unknown lab, missing file, not a notebook) print one line and exit with code 2.
 """
@@ -77,6 +78,10 @@ def _parser() -> argparse.ArgumentParser:
     start.add_argument(
         "--print-command", action="store_true", help="print the command, start nothing"
     )
+    copy = sub.add_parser(
+        "student-copy", help="copy the course without solutions/ and hidden tests (for a class)"
+    )
+    copy.add_argument("dest", type=Path, help="a new or empty folder outside the course")
     return parser
 
 
@@ -162,6 +167,12 @@ def main(argv: list[str] | None = None) -> int:
 
             _check_labs([args.lab])
             return start(find_root(), args.lab, print_only=args.print_command)
+        if args.command == "student-copy":
+            from .student_copy import student_copy
+
+            written = student_copy(find_root(), args.dest)
+            print(f"wrote {len(written)} files to {args.dest} (no solutions, no hidden tests)")
+            return 0
     except CourseError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -291,3 +291,51 @@ def test_hidden_seeds_follow_the_key_and_the_kernel_never_sees_the_secret():
     assert grading_key("", "00_start_here") == grading_key(
         __import__("os").environ.get("COURSE_GRADING_SECRET", ""), "00_start_here"
     )
+
+
+# --------------------------------------------------------------------------------------------
+# What a class's students receive
+# --------------------------------------------------------------------------------------------
+
+
+def test_student_copy_leaves_out_solutions_and_hidden_tests(tmp_path):
+    from helpers import ROOT, run_cli
+
+    dest = tmp_path / "course"
+    result = run_cli("student-copy", str(dest))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (dest / "course_utils" / "checks.py").is_file() and (dest / "README.md").is_file()
+    for folder in ("tests", "benchmarks", ".git"):
+        assert not (dest / folder).exists(), folder
+    assert not list((dest / "solutions").rglob("*.py"))
+    for notebook in (dest / "solutions").rglob("*.ipynb"):
+        text = notebook.read_text(encoding="utf-8")
+        assert "BEGIN HIDDEN TESTS" not in text and "BEGIN SOLUTION" not in text, notebook
+        released = ROOT / "notebooks" / notebook.parent.name / notebook.name
+        assert text == released.read_text(encoding="utf-8")
+    again = run_cli("student-copy", str(dest))  # never over what is there
+    assert again.returncode == 2 and "not empty" in again.stderr
+
+
+@pytest.mark.slow
+def test_grade_in_a_student_copy_grades_the_visible_tests(tmp_path):
+    from helpers import load, replace_solution, run_cli, save, student_path
+
+    from course_utils.tooling.grading import grade
+
+    dest = tmp_path / "course"
+    assert run_cli("student-copy", str(dest)).returncode == 0
+    lab = "00_start_here"
+    nb = load(student_path(lab))
+    solved = replace_solution(
+        nb,
+        "bigram_counts",
+        "import torch\n\n\ndef bigram_counts(ids, vocab_size):\n"
+        "    pairs = ids[:-1] * vocab_size + ids[1:]\n"
+        "    counts = torch.bincount(pairs, minlength=vocab_size * vocab_size)\n"
+        "    return counts.reshape(vocab_size, vocab_size)\n",
+    )
+    path = save(solved, dest / "notebooks" / lab / "mine.ipynb")
+    report = grade(path, lab=lab, root=dest, progress=lambda _: None)
+    passed = {t.grade_id: t.passed for t in report.tests}
+    assert passed["test_bigram_counts"] and not passed["test_pick_device"], report.render()
