@@ -12,6 +12,10 @@ functions (and module classes' ``forward``) of the current exercise wrapped:
 - ``before``: the inputs are zeroed first and the solution runs on them, so the result is
   wrong for the real input. A check that passes now was fooled (or checks only shapes).
 
+With ``--guard`` the test cells call the learner's code as grading does, through
+:mod:`course_utils.tooling.call_guard`: every cell whose exercise was handed something it
+could change should then fail in both modes ("... changed its input in place").
+
 During these runs the checks of :mod:`course_utils.checks` record instead of raising, so each
 check is reported by its ``name=``. Everything the wrapper zeroed is restored after each run,
 so the notebook carries on as usual. The audit is a tool for authors, not a test (it takes a
@@ -207,13 +211,20 @@ class Kernel:
         self.km.shutdown_kernel(now=True)
 
 
-def audit(lab: str, modes=("after", "before")) -> dict:
+def audit(lab: str, modes=("after", "before"), guard: bool = False) -> dict:
     notebook = json.loads((ROOT / "solutions" / lab / f"{lab}.ipynb").read_text())
     kernel = Kernel()
     report: dict = {"lab": lab, "tests": []}
     try:
         ok, err = kernel.run(KERNEL_HELPERS)
         assert ok, err
+        if guard:  # as when grading: test cells call the learner's code through the guard
+            from course_utils.tooling.call_guard import rewrite_calls
+
+            ok, err = kernel.run(
+                "from course_utils.tooling import call_guard\ncall_guard.install()"
+            )
+            assert ok, err
         names: list[str] = []
         for cell in notebook["cells"]:
             if cell["cell_type"] != "code":
@@ -223,6 +234,8 @@ def audit(lab: str, modes=("after", "before")) -> dict:
             if meta.get("solution") and not meta.get("grade"):
                 names = _defs(source)
             if meta.get("grade") and not meta.get("solution"):
+                if guard:
+                    source = rewrite_calls(source)
                 entry = {"test": meta["grade_id"], "functions": names}
                 for mode in modes:
                     kernel.run("_audit_log.clear(); _audit_recording(True)")
@@ -264,6 +277,8 @@ def _print_entry(entry: dict) -> None:
             print(f"  before: passed on zeroed input: {name}({label})")
         if not caught and not before["error"]:
             print("  before: NOTHING caught a result computed from zeroed inputs")
+        elif before["error"]:
+            print(f"  before: the cell failed: {before['error'][:150]}")
     sys.stdout.flush()
 
 
@@ -272,6 +287,9 @@ def main() -> None:
     parser.add_argument("labs", nargs="*")
     parser.add_argument("--json", help="write the full report here")
     parser.add_argument("--modes", default="after,before")
+    parser.add_argument(
+        "--guard", action="store_true", help="call the learner's code through the grading guard"
+    )
     args = parser.parse_args()
     from course_utils import config
 
@@ -279,7 +297,7 @@ def main() -> None:
     reports = []
     for lab in labs:
         print(f"== {lab}", flush=True)
-        reports.append(audit(lab, tuple(args.modes.split(","))))
+        reports.append(audit(lab, tuple(args.modes.split(",")), guard=args.guard))
     if args.json:
         Path(args.json).write_text(json.dumps(reports, indent=1))
 

@@ -50,26 +50,28 @@ def install() -> None:
     parameters, buffers = module_type.parameters, module_type.buffers
     no_grad = torch.no_grad
     isinstance_, id_, len_, list_, dict_, tuple_ = isinstance, id, len, list, dict, tuple
-    getattr_, zip_, any_, type_, str_ = getattr, zip, any, type, str
+    getattr_, zip_, any_, type_, str_, enumerate_ = getattr, zip, any, type, str, enumerate
 
-    def snapshot(obj, saved, seen, modules, depth=0):
+    def snapshot(obj, saved, seen, modules, where, depth=0):
         if depth > 6 or id_(obj) in seen:
             return
         seen.add(id_(obj))
         if isinstance_(obj, tensor_type):
             with no_grad():
-                saved.append(("tensor", obj, clone(detach(obj)), tuple_(obj.shape), obj.dtype))
+                copy = clone(detach(obj))
+            saved.append(("tensor", obj, copy, tuple_(obj.shape), obj.dtype, where))
         elif isinstance_(obj, module_type):
             if modules:
                 for tensor in [*parameters(obj), *buffers(obj)]:
-                    snapshot(tensor, saved, seen, modules, depth + 1)
+                    snapshot(tensor, saved, seen, modules, where, depth + 1)
         elif isinstance_(obj, (list_, dict_)):
-            saved.append(("list" if isinstance_(obj, list_) else "dict", obj, obj.copy()))
+            kind = "list" if isinstance_(obj, list_) else "dict"
+            saved.append((kind, obj, obj.copy(), None, None, where))
             for value in obj.values() if isinstance_(obj, dict_) else obj:
-                snapshot(value, saved, seen, modules, depth + 1)
+                snapshot(value, saved, seen, modules, where, depth + 1)
         elif isinstance_(obj, tuple_):
             for value in obj:
-                snapshot(value, saved, seen, modules, depth + 1)
+                snapshot(value, saved, seen, modules, where, depth + 1)
 
     def same_tensor(current, copy, shape, dtype):
         if tuple_(current.shape) != shape or current.dtype != dtype:
@@ -116,10 +118,12 @@ def install() -> None:
             training = any_(isinstance_(a, optimizer_type) for a in inputs)
             saved: list = []
             seen: set = set()
-            for value in inputs:
-                snapshot(value, saved, seen, modules=not training)
             if isinstance_(fn, module_type):
-                snapshot(fn, saved, seen, modules=True)
+                snapshot(fn, saved, seen, True, "its own parameters")
+            for index, value in enumerate_(args):
+                snapshot(value, saved, seen, not training, f"argument {index + 1}")
+            for key, value in kwargs.items():
+                snapshot(value, saved, seen, not training, f"{key}=")
             try:
                 return fn(*args, **kwargs)
             finally:
@@ -127,13 +131,11 @@ def install() -> None:
                 for entry in moved:
                     restore(entry)
                 if moved:
-                    what = ", ".join(
-                        sorted({"a tensor" if e[0] == "tensor" else f"a {e[0]}" for e in moved})
-                    )
+                    where = ", ".join(dict_.fromkeys(e[5] for e in moved))
                     raise check_failed(
-                        f"{str_(label)} changed its input in place ({what} it was given, or "
-                        "its own weights): the exercise must leave its inputs as they were "
-                        "(clone before changing, or build a new tensor)"
+                        f"{str_(label)} changed its input in place ({where}): it must leave "
+                        "what it is given as it was (work on a copy, e.g. x.clone(), or build "
+                        "a new tensor or list)"
                     )
 
         return call
