@@ -183,3 +183,77 @@ def rewrite_calls(source: str) -> str:
         raw = raw[:start] + f"{NAME}(".encode() + raw[start:end] + b")" + raw[end:]
         lines[lineno - 1] = raw.decode("utf-8")
     return "".join(lines)
+
+
+# A learner's function can also reach a test's variables by their global names (the test
+# cells run at the notebook's top level): ``expected.zero_()`` inside ``mean_pool`` would make
+# the expected value agree with a wrong answer. The safeguard flags that reading.
+
+_R_TEST_VARIABLE = (
+    "This function reads `{name}`, a variable the test cells set, by its global name: when a "
+    "test calls the function it would see (and could change) the test's own values. Pass "
+    "what the function needs as an argument, or give your variable another name."
+)
+
+
+def test_variables(test_sources: list[str], other_sources: list[str]) -> set[str]:
+    """Names test cells assign at their top level that no other locked cell binds.
+
+    Imports are left out (a learner's function reading ``torch`` is ordinary), and so are
+    names the lab's other cells also use (data a demo cell made).
+    """
+    from .authoring import _top_level_names
+
+    assigned: set[str] = set()
+    for source in test_sources:
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            continue
+        for node in tree.body:
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                continue
+            for inner in ast.walk(node):
+                if isinstance(inner, ast.Name) and isinstance(inner.ctx, ast.Store):
+                    assigned.add(inner.id)
+                if isinstance(inner, (ast.FunctionDef, ast.ClassDef)) and inner in tree.body:
+                    assigned.add(inner.name)
+    for source in other_sources:
+        assigned -= _top_level_names(source)
+    return assigned
+
+
+def test_variable_findings(source: str, names: set[str]) -> list[dict]:
+    """Where the functions and lambdas of a learner's cell read one of ``names`` as a global."""
+    import symtable
+
+    if not names:
+        return []
+    try:
+        tree = ast.parse(source)
+        table = symtable.symtable(source, "<cell>", "exec")
+    except (SyntaxError, ValueError):
+        return []
+    hits: set[str] = set()
+    stack = list(table.get_children())
+    while stack:
+        scope = stack.pop()
+        stack.extend(scope.get_children())
+        for symbol in scope.get_symbols():
+            if symbol.is_global() and symbol.get_name() in names:
+                hits.add(symbol.get_name())
+    findings = []
+    for node in ast.walk(tree):
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            continue
+        for inner in ast.walk(node):
+            if isinstance(inner, ast.Name) and inner.id in hits:
+                findings.append(
+                    {
+                        "line": inner.lineno,
+                        "construct": f"reads the test's `{inner.id}`",
+                        "reason": _R_TEST_VARIABLE.format(name=inner.id),
+                    }
+                )
+                hits.discard(inner.id)
+    return sorted(findings, key=lambda f: f["line"])

@@ -31,7 +31,7 @@ from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 from traitlets import Bool, Unicode
 
-from .call_guard import rewrite_calls
+from .call_guard import rewrite_calls, test_variable_findings, test_variables
 from .safeguard_scan import scan_source
 from .sandbox import PACKAGE_DIR, Watch, Workspace, sandboxed, site_dirs
 from .trusted import KEY_VARIABLE, rewrite_imports
@@ -98,8 +98,15 @@ class ScanSubmission(NbGraderPreprocessor):
             try:
                 notebook = gb.find_notebook(info["notebook"], info["assignment"])
                 trusted = {c.name: c.source for c in notebook.source_cells if c.locked}
+                tests = {c.name for c in notebook.grade_cells if c.cell_type == "code"}
             except MissingEntry:
                 self.log.warning("safeguard: notebook not in the gradebook; scanning every cell")
+                tests = set()
+        # Names only the test cells set: a learner's function must not read them (call_guard).
+        test_only = test_variables(
+            [source for name, source in trusted.items() if name in tests],
+            [source for name, source in trusted.items() if name not in tests],
+        )
         flags = []
         for index, cell in enumerate(nb.cells):
             if cell.cell_type != "code":
@@ -121,7 +128,7 @@ class ScanSubmission(NbGraderPreprocessor):
                 findings = [
                     {"line": f.line, "construct": f.construct, "reason": f.reason}
                     for f in scan_source(cell.source)
-                ]
+                ] + test_variable_findings(cell.source, test_only)
             except Exception as error:  # noqa: BLE001 - unreadable code is reviewed, not run
                 findings = [
                     {

@@ -339,3 +339,25 @@ def test_grade_in_a_student_copy_grades_the_visible_tests(tmp_path):
     report = grade(path, lab=lab, root=dest, progress=lambda _: None)
     passed = {t.grade_id: t.passed for t in report.tests}
     assert passed["test_bigram_counts"] and not passed["test_pick_device"], report.render()
+
+
+def test_a_learner_function_that_reads_a_tests_variable_is_flagged():
+    from course_utils.tooling.call_guard import test_variable_findings, test_variables
+
+    tests = [
+        "import torch\nexpected = torch.ones(2)\nfor case in range(2):\n    pass\n"
+        "def reference(x):\n    return x\n"
+    ]
+    others = ["import torch\nids = torch.arange(3)\n"]
+    names = test_variables(tests, others)
+    assert names == {"expected", "case", "reference"}  # not torch, not the demo's ids
+    cheat = "def mean_pool(h, m=None):\n    expected.zero_()\n    return h.mean(1) * 0\n"
+    (finding,) = test_variable_findings(cheat, names)
+    assert finding["line"] == 2 and "`expected`" in finding["construct"]
+    honest = (
+        "expected = 3\n"  # the top level may use any name
+        "def mean_pool(h, m=None, case=None):\n"
+        "    expected = h.mean(1)\n"  # a local of the same name is the learner's own
+        "    return expected + ids.sum() * 0\n"
+    )
+    assert test_variable_findings(honest, names) == []
