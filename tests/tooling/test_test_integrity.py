@@ -361,3 +361,21 @@ def test_a_learner_function_that_reads_a_tests_variable_is_flagged():
         "    return expected + ids.sum() * 0\n"
     )
     assert test_variable_findings(honest, names) == []
+
+
+def test_the_grading_kernels_launcher_drops_the_secret():
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, COURSE_GRADING_SECRET="do not tell", COURSE_KERNEL_LOG="1")
+    show = "import os; print(repr(os.environ.get('COURSE_GRADING_SECRET')))"
+    launcher = [sys.executable, "-m", "course_utils.tooling.kernel_limits", "0", "smoke"]
+    out = subprocess.run(
+        [*launcher, "--", sys.executable, "-c", show],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip() == "None"
