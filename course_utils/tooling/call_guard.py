@@ -7,7 +7,9 @@ expected value, or for the next case. A wrong function that also changed its inp
 - :func:`rewrite_calls` (applied by :class:`~course_utils.tooling.safeguard.ScanSubmission`
   to every test cell, after :func:`~course_utils.tooling.trusted.rewrite_imports`) turns each
   call of a learner's function or class, ``mean_pool(hidden, pad)``, and of an object a test
-  made from a learner's class, ``mha(x)``, into ``__course_call__(mean_pool)(hidden, pad)``.
+  made from a learner's class, ``mha(x)``, into ``__course_call__(mean_pool)(hidden, pad)``;
+  a call of any other variable, ``ffn(x)``, into ``__course_call__(ffn, FeedForward, ...)(x)``,
+  which guards it only if it holds an object of one of the learner's classes.
   The learner's names are the ones a test cell reads without binding them (the build allows
   no others, see :func:`~course_utils.tooling.authoring.check_test_names`).
 - :func:`install` (run by :mod:`~course_utils.tooling.kernel_boot` before any learner code)
@@ -110,7 +112,11 @@ def install() -> None:
         except Exception:  # noqa: BLE001 - the test fails anyway; restoring is a courtesy
             pass
 
-    def guard(fn):
+    def guard(fn, *learner_classes):
+        if learner_classes:  # guard ``fn`` only if it is an object of one of these classes
+            classes = tuple_(c for c in learner_classes if isinstance_(c, type_))
+            if not classes or not isinstance_(fn, classes):
+                return fn
         label = getattr_(fn, "__name__", None) or type_(fn).__name__
 
         def call(*args, **kwargs):
@@ -166,21 +172,42 @@ def rewrite_calls(source: str) -> str:
             and node.value.func.id in learner
         ):
             made.update(t.id for t in node.targets if isinstance(t, ast.Name))
-    targets = learner | made
+    # Other variables may hold an object of a learner's class too (``ref, ffn = make(...)``):
+    # their calls are guarded when, at run time, the object is one.
+    defined = {
+        n.name
+        for n in ast.walk(tree)
+        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+    }
+    imported = {
+        (a.asname or a.name).split(".")[0]
+        for n in ast.walk(tree)
+        if isinstance(n, (ast.Import, ast.ImportFrom))
+        for a in n.names
+    }
+    variables = (
+        {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+        - learner
+        - made
+        - defined
+        - imported
+    )
+    classes = ", ".join(sorted(learner))
     edits = sorted(
         (
-            (node.func.lineno, node.func.col_offset, node.func.end_col_offset)
+            (node.func.lineno, node.func.col_offset, node.func.end_col_offset, node.func.id)
             for node in ast.walk(tree)
             if isinstance(node, ast.Call)
             and isinstance(node.func, ast.Name)
-            and node.func.id in targets
+            and (node.func.id in learner | made or (learner and node.func.id in variables))
         ),
         reverse=True,
     )
     lines = source.splitlines(keepends=True)
-    for lineno, start, end in edits:
+    for lineno, start, end, name in edits:
         raw = lines[lineno - 1].encode("utf-8")  # ast offsets count UTF-8 bytes
-        raw = raw[:start] + f"{NAME}(".encode() + raw[start:end] + b")" + raw[end:]
+        extra = f", {classes}" if name in variables else ""
+        raw = raw[:start] + f"{NAME}(".encode() + raw[start:end] + f"{extra})".encode() + raw[end:]
         lines[lineno - 1] = raw.decode("utf-8")
     return "".join(lines)
 

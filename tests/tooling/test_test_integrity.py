@@ -140,9 +140,11 @@ def test_the_guard_rewrites_only_calls_of_the_learners_code():
     )
     rewritten = rewrite_calls(source)
     assert "__course_call__(MultiHeadAttention)(8, 2)" in rewritten
-    assert 'check_tensor(__course_call__(mha)(x), ref(x), name="é")' in rewritten
+    # ref may hold an object of a learner's class: guarded if it does, when it runs
+    guarded_ref = "__course_call__(ref, MultiHeadAttention, mean_pool)(x)"
+    assert f'check_tensor(__course_call__(mha)(x), {guarded_ref}, name="é")' in rewritten
     assert "print(__course_call__(mean_pool)(x, None))" in rewritten
-    assert rewritten.count("__course_call__") == 3
+    assert rewritten.count("__course_call__") == 4
     assert len(rewritten.splitlines()) == len(source.splitlines())
 
 
@@ -182,6 +184,9 @@ def test_the_guard_fails_and_undoes_a_change_to_an_input():
             optimizer.step()
 
         guard(step)(model, opt, torch.ones(1, 2))  # a training step may change the model
+        # With classes given, only an object of one of them is guarded.
+        assert guard(model, torch.nn.Embedding) is model
+        assert guard(model, torch.nn.Linear, len) is not model
     finally:
         if had is None:
             delattr(builtins, call_guard.NAME)
