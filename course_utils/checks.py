@@ -39,6 +39,8 @@ __all__ = [
     "check_equal",
     "check_true",
     "check_raises",
+    "hidden_seed",
+    "hidden_generator",
 ]
 
 
@@ -449,3 +451,49 @@ def check_raises(
         )
     _fail(name, f"expected {exception.__name__}, but nothing was raised", hint)
     raise AssertionError("unreachable")
+
+
+# --------------------------------------------------------------------------------------------
+# Hidden test cases from the course's secret
+# --------------------------------------------------------------------------------------------
+
+
+def hidden_seed(name: str, default: int) -> int:
+    """The seed of a hidden test's random cases: ``default``, or one drawn from a secret.
+
+    When an instructor grades with a secret (``COURSE_GRADING_SECRET``, see the README), the
+    grading kernel holds a key derived from it and the lab; the seed is then
+    HMAC-SHA256(key, ``name``), so reading the public tests does not tell which cases are
+    graded. Everywhere else (a learner's notebook, ``grade`` without a secret, the test
+    suite) it is ``default``, today's seed. ``name`` is unique within the lab (the test's).
+    """
+    if not isinstance(name, str) or not name or type(default) is not int:
+        raise TypeError("hidden_seed(name: str, default: int)")
+    key = _grading_key()
+    if not key:
+        return default
+    import hashlib
+    import hmac
+
+    digest = hmac.new(key.encode(), name.encode(), hashlib.sha256).digest()
+    return int.from_bytes(digest[:8], "big") >> 1  # below 2**63: any PyTorch seed
+
+
+def hidden_generator(name: str, default: Any):
+    """A ``torch.Generator`` for a hidden test's random cases.
+
+    ``default`` is today's seed (an int, giving ``torch.Generator().manual_seed(default)``)
+    or a generator to carry on with (returned as it is). With a grading secret, a new
+    generator seeded by :func:`hidden_seed` instead.
+    """
+    import torch
+
+    if isinstance(default, torch.Generator):
+        return torch.Generator().manual_seed(hidden_seed(name, 0)) if _grading_key() else default
+    return torch.Generator().manual_seed(hidden_seed(name, default))
+
+
+def _grading_key() -> str:
+    """The grading kernel's key (put here by the grader's start-up code), or ""."""
+    key = globals().get("__grading_key__")
+    return key if isinstance(key, str) else ""

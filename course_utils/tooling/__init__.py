@@ -10,5 +10,9 @@
 - :mod:`.safeguard` and :mod:`.safeguard_scan`: the grading safeguard (a static scan of the
   cells a learner can edit) and :mod:`.kernel_limits`, the grading kernel's launcher;
 - :mod:`.sandbox`: where a grading kernel runs (bubblewrap, or watched and restored);
-- :mod:`.trusted` and :mod:`.kernel_boot`: the checks test cells take from the grader.
+- :mod:`.trusted` and :mod:`.kernel_boot`: the checks test cells take from the grader (and the
+  key for hidden cases drawn from the course's grading secret);
+- :mod:`.call_guard`: test cells call the learner's code through a guard that fails a call
+  that changed its inputs, and the scan flags functions that read a test's variables;
+- :mod:`.student_copy`: ``student-copy``, the course without solutions and hidden tests.
 """

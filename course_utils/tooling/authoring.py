@@ -151,6 +151,51 @@ def _check_test_cell(source: str, where: str) -> None:
         )
 
 
+def free_names(source: str) -> set[str]:
+    """Names a cell reads from the notebook's namespace: not bound in the cell, not builtins.
+
+    Found with :mod:`symtable`, so names bound anywhere in the cell (imports, assignments,
+    loop targets, ``def``/``class``, ``with ... as``, ``except ... as``) count as bound, and
+    names read inside the cell's own functions, lambdas and comprehensions are resolved the
+    way Python resolves them.
+    """
+    import builtins
+    import symtable
+
+    table = symtable.symtable(source, "<test cell>", "exec")
+    bound = {s.get_name() for s in table.get_symbols() if s.is_assigned() or s.is_imported()}
+    reads = {s.get_name() for s in table.get_symbols() if s.is_referenced()}
+    stack = list(table.get_children())
+    while stack:
+        child = stack.pop()
+        stack.extend(child.get_children())
+        for symbol in child.get_symbols():
+            if symbol.is_global() and symbol.is_referenced():
+                reads.add(symbol.get_name())
+            if symbol.is_declared_global() and symbol.is_assigned():
+                bound.add(symbol.get_name())
+    return reads - bound - set(dir(builtins))
+
+
+def check_test_names(source: str, where: str, exercise_names: set[str]) -> None:
+    """Refuse a test cell that reads a name it does not bind itself.
+
+    A test cell runs in the learner's kernel, after the learner's cells: a name it takes from
+    the kernel (``check_true`` imported by an earlier cell, a ``TOL`` set above) may have been
+    replaced by the learner's code. So a test cell imports or computes everything it uses. The
+    only names it may take from the kernel are the learner's own functions and classes, the
+    ones defined by exercise cells up to this test (``exercise_names``): those are what it
+    tests.
+    """
+    free = free_names(source) - exercise_names
+    if free:
+        raise AuthoringError(
+            f"{where}: the test cell reads {', '.join(sorted(free))} without binding "
+            f"{'it' if len(free) == 1 else 'them'}; import or compute every name a test uses "
+            "inside the cell (only the exercises' own functions and classes come from the kernel)"
+        )
+
+
 def _top_level_names(source: str, *, definitions_only: bool = False) -> set[str]:
     """Names a cell binds at its top level: functions, classes (and imports, assignments)."""
     try:
@@ -290,6 +335,7 @@ def build_notebook(source_path: Path):
     relies_on: dict[str, dict[str, int]] = {}  # exercise -> earlier functions it calls
     exercise_sources: dict[str, str] = {}  # exercise -> its cell's code (for default nudges)
     carries: dict[str, dict[str, int]] = {}  # a locked cell's function -> exercises it calls
+    exercise_defs: set[str] = set()  # functions and classes exercise cells define
 
     def earlier_uses(source: str, exercise: str) -> dict[str, int]:
         found: dict[str, int] = {}
@@ -355,6 +401,7 @@ def build_notebook(source_path: Path):
             relies_on[name] = earlier_uses(source, name)
             for bound in _top_level_names(source, definitions_only=True):
                 defined_by[bound] = name
+            exercise_defs.update(_top_level_names(source, definitions_only=True))
             cells.append(new)
         elif "test" in meta:
             name = meta["test"]
@@ -371,6 +418,7 @@ def build_notebook(source_path: Path):
             if not meta.get("hint"):
                 raise AuthoringError(f'{where}: test cells need hint="..." for stuck learners')
             _check_test_cell(source, where)
+            check_test_names(source, where, exercise_defs)
             tests_of[name] = tests_of.get(name, 0) + 1
             suffix = "" if tests_of[name] == 1 else f"_{tests_of[name]}"
             grade_id = unique(f"test_{name}{suffix}", where)

@@ -7,6 +7,7 @@
   changing it; exit 0 whatever the score, unless ``--fail-under N`` (exit 1 below N points)
 - ``start [LAB] [--instructor] [JupyterLab options]``: JupyterLab at the course folder, with a
   lab open (default: lab 00); other options (``--port=9000``) go to JupyterLab
+- ``student-copy DEST``: the course without solutions and hidden tests, for a class's students
 
 Mistakes (unknown lab, missing file, not a notebook) print one line and exit with code 2.
 """
@@ -87,6 +88,10 @@ def _parser() -> argparse.ArgumentParser:
         "Other options go to JupyterLab as they are, e.g. --port=9000 --no-browser; as root, "
         "--allow-root is added for you."
     )
+    copy = sub.add_parser(
+        "student-copy", help="copy the course without solutions/ and hidden tests (for a class)"
+    )
+    copy.add_argument("dest", type=Path, help="a new or empty folder outside the course")
     return parser
 
 
@@ -216,6 +221,12 @@ def main(argv: list[str] | None = None) -> int:
                 extra=extra,
                 instructor=args.instructor,
             )
+        if args.command == "student-copy":
+            from .student_copy import student_copy
+
+            written = student_copy(find_root(), args.dest)
+            print(f"wrote {len(written)} files to {args.dest} (no solutions, no hidden tests)")
+            return 0
     except CourseError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -18,6 +18,9 @@ from course_utils.tooling.trusted import install
 
 if __name__ == "__main__":
     install()
+    from course_utils.tooling import call_guard
+
+    call_guard.install()  # after install(): it takes the checks' CheckFailed from there
     del sys.modules["course_utils.tooling.trusted"]  # nothing left to find by name
     from ipykernel import kernelapp
 

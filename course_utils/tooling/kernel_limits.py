@@ -26,6 +26,9 @@ def main(argv: list[str]) -> None:
         name, _, value = pair.partition("=")
         os.environ[name] = value
     os.environ["COURSE_PROFILE"] = profile
+    # The course's secret for hidden test cases stays with the grader: the kernel gets only
+    # its key for this lab (COURSE_GRADING_KEY, set by the grader; see checks.hidden_seed).
+    os.environ.pop("COURSE_GRADING_SECRET", None)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     if os.environ.get("COURSE_KERNEL_CWD"):
         os.chdir(os.environ["COURSE_KERNEL_CWD"])

@@ -31,11 +31,13 @@ from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 from traitlets import Bool, Unicode
 
+from .call_guard import rewrite_calls, test_variable_findings, test_variables
 from .safeguard_scan import scan_source
 from .sandbox import PACKAGE_DIR, Watch, Workspace, sandboxed, site_dirs
-from .trusted import rewrite_imports
+from .trusted import KEY_VARIABLE, rewrite_imports
 
 META_KEY = "course_safeguard"
+SECRET_VARIABLE = "COURSE_GRADING_SECRET"  # the instructor's secret for hidden test cases
 ERROR_NAME = "FlaggedByGrader"
 
 
@@ -96,8 +98,15 @@ class ScanSubmission(NbGraderPreprocessor):
             try:
                 notebook = gb.find_notebook(info["notebook"], info["assignment"])
                 trusted = {c.name: c.source for c in notebook.source_cells if c.locked}
+                tests = {c.name for c in notebook.grade_cells if c.cell_type == "code"}
             except MissingEntry:
                 self.log.warning("safeguard: notebook not in the gradebook; scanning every cell")
+                tests = set()
+        # Names only the test cells set: a learner's function must not read them (call_guard).
+        test_only = test_variables(
+            [source for name, source in trusted.items() if name in tests],
+            [source for name, source in trusted.items() if name not in tests],
+        )
         flags = []
         for index, cell in enumerate(nb.cells):
             if cell.cell_type != "code":
@@ -109,6 +118,9 @@ class ScanSubmission(NbGraderPreprocessor):
                     # A test cell takes the checks from the grader, not from the kernel's
                     # modules (which the learner's code could have replaced).
                     cell.source = rewrite_imports(cell.source)
+                    # ... and calls the learner's code through a guard that notices (and
+                    # undoes) a change to the test's inputs (see call_guard).
+                    cell.source = rewrite_calls(cell.source)
                 continue  # the instructor's own code, restored by OverwriteCells
             if not self.scan:
                 continue
@@ -116,7 +128,7 @@ class ScanSubmission(NbGraderPreprocessor):
                 findings = [
                     {"line": f.line, "construct": f.construct, "reason": f.reason}
                     for f in scan_source(cell.source)
-                ]
+                ] + test_variable_findings(cell.source, test_only)
             except Exception as error:  # noqa: BLE001 - unreadable code is reviewed, not run
                 findings = [
                     {
@@ -193,6 +205,7 @@ class _LimitsMixin:
 
     course_profile = "smoke"
     course_workspace: Workspace | None = None
+    course_environment: dict[str, str] = {}  # noqa: RUF012 - set per grading run, read-only
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -218,6 +231,7 @@ class _LimitsMixin:
         limit = kernel_memory_limit() or 0
         workspace = self.course_workspace
         env = [f"{k}={v}" for k, v in workspace.environment().items()] if workspace else []
+        env += [f"{k}={v}" for k, v in self.course_environment.items()]
         return [
             sys.executable,
             "-m",
@@ -228,6 +242,22 @@ class _LimitsMixin:
             "--",
             *(workspace.wrap(cmd) if workspace else cmd),
         ]
+
+
+def grading_key(secret: str, lab: str) -> str:
+    """The key a grading kernel gets for one lab's hidden cases: HMAC-SHA256(secret, lab).
+
+    ``secret`` defaults to ``$COURSE_GRADING_SECRET``; empty without one. The kernel never
+    sees the course's secret itself, so a key that leaks (printed into a feedback page)
+    gives away one lab's cases, not the others'.
+    """
+    import hashlib
+    import hmac
+
+    secret = secret or os.environ.get(SECRET_VARIABLE, "")
+    if not secret.strip():
+        return ""
+    return hmac.new(secret.strip().encode(), lab.encode(), hashlib.sha256).hexdigest()
 
 
 def _booted(cmd: list[str]) -> list[str]:
@@ -257,12 +287,15 @@ def kernel_memory_limit() -> int | None:
     return int(physical * 0.6)
 
 
-def _limited_manager(profile: str, workspace: Workspace | None = None):
+def _limited_manager(
+    profile: str, workspace: Workspace | None = None, environment: dict[str, str] | None = None
+):
     from jupyter_client.manager import AsyncKernelManager
 
     class LimitedKernelManager(_LimitsMixin, AsyncKernelManager):
         course_profile = profile
         course_workspace = workspace
+        course_environment = dict(environment or {})
 
     return LimitedKernelManager
 
@@ -275,6 +308,11 @@ class GuardedExecute(Execute):
         config=True
     )
     course_root = Unicode("", help="the course folder whose solutions/ to protect").tag(config=True)
+    grading_secret = Unicode(
+        "",
+        help="the course's secret for hidden test cases (default: $COURSE_GRADING_SECRET); "
+        "empty: the tests' own seeds",
+    ).tag(config=True)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -295,10 +333,18 @@ class GuardedExecute(Execute):
         gradebook = Path(db_url[len("sqlite:///") :]) if db_url.startswith("sqlite:///") else None
         return root, sources, gradebook
 
+    def _key_environment(self, resources: dict | None) -> dict[str, str]:
+        """The grading kernel's key for hidden test cases, if the course has a secret."""
+        lab = (resources or {}).get("nbgrader", {}).get("assignment") or ""
+        key = grading_key(self.grading_secret, lab)
+        return {KEY_VARIABLE: key} if key else {}
+
     def preprocess(self, nb, resources=None, km=None):
         """Run the notebook in a fresh workspace: sandboxed, or watched and restored after."""
         if not self.protect:
-            self.kernel_manager_class = _limited_manager(self.profile)
+            self.kernel_manager_class = _limited_manager(
+                self.profile, None, self._key_environment(resources)
+            )
             return super().preprocess(nb, resources, km)
         sandbox = sandboxed(self.log)
         root, sources, gradebook = self._course_paths(resources)
@@ -316,7 +362,9 @@ class GuardedExecute(Execute):
                 files=[gradebook] if gradebook else [],
                 pth_dirs=site_dirs(),
             )
-        self.kernel_manager_class = _limited_manager(self.profile, workspace)
+        self.kernel_manager_class = _limited_manager(
+            self.profile, workspace, self._key_environment(resources)
+        )
         self._kernel_dead_at = None
         try:
             nb, resources = super().preprocess(nb, resources, km)

@@ -17,6 +17,7 @@ import ast
 
 CHECKS = "course_utils.checks"
 NAME = "__course_checks__"
+KEY_VARIABLE = "COURSE_GRADING_KEY"  # the grading kernel's key for hidden cases, per lab
 
 
 def _imported_modules(tree: ast.AST, package: str) -> list[str]:
@@ -38,9 +39,13 @@ def install() -> None:
     import builtins
     import importlib
     import importlib.util
+    import os
     import types
     import warnings
 
+    # The key for hidden test cases (see checks.hidden_seed), taken out of the environment
+    # before any learner code runs; only the checks built below see it.
+    grading_key = os.environ.pop(KEY_VARIABLE, "")
     spec = importlib.util.find_spec(CHECKS)
     if spec is None or not spec.origin:
         raise ImportError(f"cannot find {CHECKS}")
@@ -112,6 +117,8 @@ def install() -> None:
         module = module_type(CHECKS)
         namespace = vars(module)
         namespace.update(__builtins__=own_builtins, __file__=spec.origin, __package__=package)
+        if grading_key:
+            namespace["__grading_key__"] = grading_key
         exec_(code, namespace)
         if not names:
             return module

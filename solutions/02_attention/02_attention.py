@@ -267,13 +267,16 @@ def reference(q, k, v):
 
 gen = torch.Generator().manual_seed(0)
 q, k, v = (torch.randn(2, 3, 5, 8, generator=gen) for _ in range(3))
-out, weights = scaled_dot_product_attention(q, k, v)
 expected_out, expected_weights = reference(q, k, v)
+out, weights = scaled_dot_product_attention(q.clone(), k.clone(), v.clone())
 check_tensor(weights, expected_weights, name="weights for q, k, v of shape (2, 3, 5, 8)", **TOL)
 check_tensor(out, expected_out, name="output for q, k, v of shape (2, 3, 5, 8)", **TOL)
 print("✓ attention: visible tests passed")
 
 ### BEGIN HIDDEN TESTS
+from course_utils.checks import hidden_generator
+
+gen = hidden_generator("test_attention", gen)  # the course's secret, if any
 cases = [
     ("cross-attention T_q=4 != T_k=7", (2, 4, 16), (2, 7, 16), (2, 7, 3)),
     ("batch of one", (1, 2, 6, 8), (1, 2, 6, 8), (1, 2, 6, 8)),
@@ -286,8 +289,8 @@ for label, q_shape, k_shape, v_shape in cases:
     q = torch.randn(q_shape, generator=gen)
     k = torch.randn(k_shape, generator=gen)
     v = torch.randn(v_shape, generator=gen)
-    out, weights = scaled_dot_product_attention(q, k, v)
     expected_out, expected_weights = reference(q, k, v)
+    out, weights = scaled_dot_product_attention(q.clone(), k.clone(), v.clone())
     check_tensor(weights, expected_weights, name=f"weights, {label}", **TOL)
     check_tensor(out, expected_out, name=f"output, {label}", **TOL)
 # Each row of weights is a probability distribution over the keys.
@@ -325,14 +328,14 @@ gen = torch.Generator().manual_seed(1)
 q, k, v = (torch.randn(2, 3, 5, 8, generator=gen) for _ in range(3))
 mask = torch.rand(2, 3, 5, 5, generator=gen) > 0.4
 mask[..., 0] = True  # every query may see key 0: no fully masked row yet
-out, weights = scaled_dot_product_attention(q, k, v, mask)
 expected_out, expected_weights = masked_reference(q, k, v, mask)
+out, weights = scaled_dot_product_attention(q.clone(), k.clone(), v.clone(), mask.clone())
 check_tensor(weights, expected_weights, name="weights with a random (2, 3, 5, 5) mask", **TOL)
 check_tensor(out, expected_out, name="output with a random (2, 3, 5, 5) mask", **TOL)
 # A mask that broadcasts: (2, 1, 1, 5), the last two keys of the second sequence hidden.
 pad = torch.tensor([[True] * 5, [True] * 3 + [False] * 2])[:, None, None, :]
-out, weights = scaled_dot_product_attention(q, k, v, pad)
 expected_out, expected_weights = masked_reference(q, k, v, pad)
+out, weights = scaled_dot_product_attention(q.clone(), k.clone(), v.clone(), pad.clone())
 check_tensor(weights, expected_weights, name="weights with a (2, 1, 1, 5) padding mask", **TOL)
 # A fully masked row: query 2 of batch 0, head 1 may see no key at all.
 rows = torch.ones(2, 3, 5, 5, dtype=torch.bool)
@@ -354,27 +357,32 @@ check_tensor(
 print("✓ attention with masks: visible tests passed")
 
 ### BEGIN HIDDEN TESTS
+from course_utils.checks import hidden_generator
+
+gen = hidden_generator("test_attention_2", gen)  # the course's secret, if any
 # Masks that broadcast: (T_q, T_k) for everything, and (B, 1, 1, T_k) padding.
 q, k, v = (torch.randn(2, 3, 6, 8, generator=gen) for _ in range(3))
 lower = torch.tril(torch.ones(6, 6, dtype=torch.bool))
-out, weights = scaled_dot_product_attention(q, k, v, lower)
+causal_out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+expected_out, expected_weights = masked_reference(q, k, v, lower)
+out, weights = scaled_dot_product_attention(q.clone(), k.clone(), v.clone(), lower.clone())
 check_tensor(
     out,
-    F.scaled_dot_product_attention(q, k, v, is_causal=True),
+    causal_out,
     name="output with a causal (6, 6) mask, against is_causal=True",
     **TOL,
 )
-expected_out, expected_weights = masked_reference(q, k, v, lower)
 check_tensor(weights, expected_weights, name="weights with a causal (6, 6) mask", **TOL)
 pad = torch.tensor([[True] * 6, [True] * 4 + [False] * 2])[:, None, None, :]  # (2, 1, 1, 6)
-out, weights = scaled_dot_product_attention(q, k, v, pad)
 expected_out, expected_weights = masked_reference(q, k, v, pad)
+out, weights = scaled_dot_product_attention(q.clone(), k.clone(), v.clone(), pad.clone())
 check_tensor(weights, expected_weights, name="weights with a (2, 1, 1, 6) padding mask", **TOL)
 check_tensor(out, expected_out, name="output with a (2, 1, 1, 6) padding mask", **TOL)
 
 # Fully masked rows: a sequence that is all padding, and single masked rows.
 full = torch.tensor([[True] * 6, [False] * 6])[:, None, None, :]
-out, weights = scaled_dot_product_attention(q, k, v, full)
+expected_out, expected_weights = masked_reference(q, k, v, full)
+out, weights = scaled_dot_product_attention(q.clone(), k.clone(), v.clone(), full.clone())
 check_tensor(
     out[1],
     torch.zeros(3, 6, 8),
@@ -385,13 +393,12 @@ check_tensor(
     torch.zeros(3, 6, 6),
     name="weights of a sequence that is all padding (must be zeros, not NaN)",
 )
-expected_out, expected_weights = masked_reference(q, k, v, full)
 check_tensor(out, expected_out, name="output, batch with one all-padding sequence", **TOL)
 rows = torch.rand(2, 3, 6, 6, generator=gen) > 0.5
 rows[0, 1, 2] = False  # one fully masked row
 rows[1, :, 0] = False  # the first query of every head
-out, weights = scaled_dot_product_attention(q, k, v, rows)
 expected_out, expected_weights = masked_reference(q, k, v, rows)
+out, weights = scaled_dot_product_attention(q.clone(), k.clone(), v.clone(), rows.clone())
 check_tensor(weights, expected_weights, name="weights with some fully masked rows", **TOL)
 check_tensor(out, expected_out, name="output with some fully masked rows", **TOL)
 
@@ -405,8 +412,8 @@ for label, q_shape, k_shape, v_shape in [
     k = torch.randn(k_shape, generator=gen)
     v = torch.randn(v_shape, generator=gen)
     mask = torch.rand(*q_shape[:-1], k_shape[-2], generator=gen) > 0.3
-    out, weights = scaled_dot_product_attention(q, k, v, mask)
     expected_out, expected_weights = masked_reference(q, k, v, mask)
+    out, weights = scaled_dot_product_attention(q.clone(), k.clone(), v.clone(), mask.clone())
     check_tensor(weights, expected_weights, name=f"masked weights, {label}", **TOL)
     check_tensor(out, expected_out, name=f"masked output, {label}", **TOL)
 ### END HIDDEN TESTS
@@ -535,7 +542,9 @@ check_tensor(padding_mask(ids, 0), expected, name="padding_mask of a (2, 5) batc
 print("✓ padding_mask: visible tests passed")
 
 ### BEGIN HIDDEN TESTS
-gen = torch.Generator().manual_seed(2)
+from course_utils.checks import hidden_generator
+
+gen = hidden_generator("test_padding_mask", 2)
 cases = [
     ("pad_id=3, padding anywhere", torch.randint(0, 6, (4, 9), generator=gen), 3),
     ("a sequence that is all padding", torch.tensor([[4, 4, 4, 4], [1, 2, 4, 4]]), 4),
@@ -777,15 +786,17 @@ def reference_split(x, n_heads):
 
 gen = torch.Generator().manual_seed(3)
 x = torch.randn(2, 5, 12, generator=gen)
-heads = split_heads(x, 3)
-check_tensor(heads, reference_split(x, 3), name="split_heads of a (2, 5, 12) tensor into 3 heads")
+expected = reference_split(x, 3)
+heads = split_heads(x.clone(), 3)
+check_tensor(heads, expected, name="split_heads of a (2, 5, 12) tensor into 3 heads")
 check_tensor(merge_heads(heads), x, name="merge_heads(split_heads(x, 3))")
-check_tensor(
-    merge_heads(reference_split(x, 3)), x, name="merge_heads of 3 heads of shape (2, 3, 5, 4)"
-)
+check_tensor(merge_heads(expected.clone()), x, name="merge_heads of 3 heads of shape (2, 3, 5, 4)")
 print("✓ heads: visible tests passed")
 
 ### BEGIN HIDDEN TESTS
+from course_utils.checks import hidden_generator
+
+gen = hidden_generator("test_heads", gen)  # the course's secret, if any
 for label, shape, n_heads in [
     ("batch of one", (1, 7, 8), 2),
     ("length-1 sequences", (3, 1, 8), 4),
@@ -796,9 +807,9 @@ for label, shape, n_heads in [
 ]:
     x = torch.randn(shape, generator=gen)
     expected = reference_split(x, n_heads)
-    check_tensor(split_heads(x, n_heads), expected, name=f"split_heads, {label} {shape}")
+    check_tensor(split_heads(x.clone(), n_heads), expected, name=f"split_heads, {label} {shape}")
     check_tensor(merge_heads(expected.clone()), x, name=f"merge_heads, {label}")
-    check_tensor(merge_heads(split_heads(x, n_heads)), x, name=f"round trip, {label}")
+    check_tensor(merge_heads(split_heads(x.clone(), n_heads)), x, name=f"round trip, {label}")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -987,33 +998,36 @@ for label, mask, torch_kwargs in [
     ("a causal mask", causal, dict(attn_mask=~causal)),
     ("a padding mask", keep, dict(key_padding_mask=(ids == 0))),
 ]:
-    out, weights = mine(x, mask=mask)
     expected_out, expected_weights = torch_reference(theirs, x, x, torch_kwargs)
+    out, weights = mine(x.clone(), mask=mask)
     check_tensor(weights, expected_weights, name=f"self-attention weights with {label}", **TOL)
     check_tensor(out, expected_out, name=f"self-attention output with {label}", **TOL)
 print("✓ multi_head: visible tests passed")
 
 ### BEGIN HIDDEN TESTS
+from course_utils.checks import hidden_generator, hidden_seed
+
+gen = hidden_generator("test_multi_head", gen)  # the course's secret, if any
 # Causal and padding together; a batch of one; length-1 sequences; many heads of width 2.
 both = causal & keep
-out, weights = mine(x, mask=both)
 expected_out, expected_weights = torch_reference(
     theirs, x, x, dict(attn_mask=~causal, key_padding_mask=(ids == 0))
 )
+out, weights = mine(x.clone(), mask=both.clone())
 check_tensor(out, expected_out, name="self-attention with causal & padding masks", **TOL)
 for label, shape in [("batch of one", (1, 5, C)), ("length-1 sequences", (3, 1, C))]:
     x1 = torch.randn(shape, generator=gen)
-    out, weights = mine(x1)
     expected_out, expected_weights = torch_reference(theirs, x1, x1, {})
+    out, weights = mine(x1.clone())
     check_tensor(weights, expected_weights, name=f"weights, {label}", **TOL)
     check_tensor(out, expected_out, name=f"output, {label}", **TOL)
-torch.manual_seed(5)
+torch.manual_seed(hidden_seed("test_multi_head", 5))
 theirs8 = nn.MultiheadAttention(C, 8, batch_first=True).eval()
 mine8 = MultiHeadAttention(C, 8)
 copy_from_torch(mine8, theirs8)
 x8 = torch.randn(2, 7, C, generator=gen)
-out, weights = mine8(x8)
 expected_out, expected_weights = torch_reference(theirs8, x8, x8, {})
+out, weights = mine8(x8.clone())
 check_tensor(weights, expected_weights, name="weights with 8 heads of 2 channels", **TOL)
 check_tensor(out, expected_out, name="output with 8 heads of 2 channels", **TOL)
 ### END HIDDEN TESTS
@@ -1068,18 +1082,18 @@ copy_from_torch(mine, theirs)
 gen = torch.Generator().manual_seed(6)
 x = torch.randn(2, 3, C, generator=gen)  # 3 decoder tokens ask ...
 context = torch.randn(2, 7, C, generator=gen)  # ... 7 encoder tokens
-out, weights = mine(x, context)
 expected_out, expected_weights = torch_reference(theirs, x, context, {})
+out, weights = mine(x.clone(), context.clone())
 check_tensor(weights, expected_weights, name="cross-attention weights, T_q=3, T_k=7", **TOL)
 check_tensor(out, expected_out, name="cross-attention output, T_q=3, T_k=7", **TOL)
 # The context's padding, and a context that is all padding (a fully masked row for every query).
 src = torch.tensor([[5, 6, 7, 8, 0, 0, 0], [0, 0, 0, 0, 0, 0, 0]])
 keep = (src != 0)[:, None, None, :]  # (2, 1, 1, 7)
 empty = ~keep.any(dim=-1, keepdim=True).expand(2, 1, 3, 1)  # (2, 1, T_q=3, 1)
-out, weights = mine(x, context, mask=keep)
 expected_out, expected_weights = torch_reference(
     theirs, x, context, dict(key_padding_mask=(src == 0)), empty_rows=empty
 )
+out, weights = mine(x.clone(), context.clone(), mask=keep.clone())
 check_tensor(
     weights,
     expected_weights,
@@ -1099,6 +1113,9 @@ error = check_raises(
 print("✓ multi_head cross-attention: visible tests passed")
 
 ### BEGIN HIDDEN TESTS
+from course_utils.checks import hidden_generator
+
+gen = hidden_generator("test_multi_head_2", gen)  # the course's secret, if any
 # One query against many keys, and many queries against one key; a batch of one.
 for label, tq, tk, b in [
     ("T_q=1, T_k=9", 1, 9, 2),
@@ -1107,8 +1124,8 @@ for label, tq, tk, b in [
 ]:
     xq = torch.randn(b, tq, C, generator=gen)
     ctx = torch.randn(b, tk, C, generator=gen)
-    out, weights = mine(xq, ctx)
     expected_out, expected_weights = torch_reference(theirs, xq, ctx, {})
+    out, weights = mine(xq.clone(), ctx.clone())
     check_tensor(weights, expected_weights, name=f"cross-attention weights, {label}", **TOL)
     check_tensor(out, expected_out, name=f"cross-attention output, {label}", **TOL)
 ### END HIDDEN TESTS

@@ -184,14 +184,14 @@ weight = 1 + 0.5 * torch.randn(8, generator=gen)
 bias = 0.5 * torch.randn(8, generator=gen)
 expected = F.layer_norm(x, (8,), weight, bias, eps=1e-5)
 check_tensor(
-    layer_norm(x, weight, bias, eps=1e-5),
+    layer_norm(x.clone(), weight.clone(), bias.clone(), eps=1e-5),
     expected,
     name="layer_norm(x of shape (2, 3, 8), weight, bias)",
     **TOL,
 )
 small = 0.5 + 0.01 * torch.randn(2, 4, 8, generator=gen)  # spread 0.01: var 1e-4, eps 1e-5
 check_tensor(
-    layer_norm(small, None, None, eps=1e-5),
+    layer_norm(small.clone(), None, None, eps=1e-5),
     F.layer_norm(small, (8,), None, None, eps=1e-5),
     name="layer_norm of vectors with spread 0.01 (eps=1e-5)",
     hint="eps goes inside the square root: (x - mean) / sqrt(var + eps), not / (std + eps).",
@@ -200,11 +200,14 @@ check_tensor(
 print("✓ layer_norm: visible tests passed")
 
 ### BEGIN HIDDEN TESTS
+from course_utils.checks import hidden_generator
+
+gen = hidden_generator("test_layer_norm", gen)  # the course's secret, if any
 # The population variance: [1, 3] has mean 2 and variance ((-1)² + 1²) / 2 = 1, so the
 # output is [-1, 1] / sqrt(1 + eps). Dividing by C - 1 = 1 would give [-0.707, 0.707].
 pair = torch.tensor([[1.0, 3.0]])
 check_tensor(
-    layer_norm(pair, None, None, eps=1e-5),
+    layer_norm(pair.clone(), None, None, eps=1e-5),
     torch.tensor([[-1.0, 1.0]]) / (1 + 1e-5) ** 0.5,
     name="layer_norm([[1, 3]]): its variance is 1, dividing by C (not C - 1)",
     hint="The variance divides by C, the population variance: torch.var(x, dim=-1, "
@@ -215,7 +218,7 @@ for c in (3, 16, 768):
     x = torch.randn(4, 5, c, generator=gen)
     w, b = torch.randn(c, generator=gen), torch.randn(c, generator=gen)
     check_tensor(
-        layer_norm(x, w, b, 1e-5),
+        layer_norm(x.clone(), w.clone(), b.clone(), 1e-5),
         F.layer_norm(x, (c,), w, b, 1e-5),
         name=f"layer_norm of (4, 5, {c})",
         **TOL,
@@ -225,7 +228,7 @@ for shape in [(1, 7, 16), (4, 1, 16), (1, 1, 16), (16,), (2, 3, 4, 16)]:
     x = torch.randn(shape, generator=gen)
     w, b = torch.randn(16, generator=gen), torch.randn(16, generator=gen)
     check_tensor(
-        layer_norm(x, w, b, 1e-5),
+        layer_norm(x.clone(), w.clone(), b.clone(), 1e-5),
         F.layer_norm(x, (16,), w, b, 1e-5),
         name=f"layer_norm of shape {shape}",
         **TOL,
@@ -234,13 +237,13 @@ for shape in [(1, 7, 16), (4, 1, 16), (1, 1, 16), (16,), (2, 3, 4, 16)]:
 x = torch.randn(3, 4, 10, generator=gen)
 w = torch.randn(10, generator=gen)
 check_tensor(
-    layer_norm(x, None, None, 1e-5),
+    layer_norm(x.clone(), None, None, 1e-5),
     F.layer_norm(x, (10,), None, None, 1e-5),
     name="layer_norm(x, weight=None, bias=None)",
     **TOL,
 )
 check_tensor(
-    layer_norm(x, w, None, 1e-5),
+    layer_norm(x.clone(), w.clone(), None, 1e-5),
     F.layer_norm(x, (10,), w, None, 1e-5),
     name="layer_norm(x, weight, bias=None): no shift",
     **TOL,
@@ -249,7 +252,7 @@ check_tensor(
 small = 0.3 * torch.randn(3, 4, 10, generator=gen)
 for eps in (1.0, 0.1, 0.0):
     check_tensor(
-        layer_norm(small, w, None, eps),
+        layer_norm(small.clone(), w.clone(), None, eps),
         F.layer_norm(small, (10,), w, None, eps),
         name=f"layer_norm with eps={eps} on inputs of spread 0.3",
         hint="Use the eps argument, added to the variance inside the square root: "
@@ -260,7 +263,7 @@ for eps in (1.0, 0.1, 0.0):
 const = torch.full((2, 3, 6), 4.0)
 b = torch.randn(6, generator=gen)
 check_tensor(
-    layer_norm(const, torch.ones(6), b, 1e-5),
+    layer_norm(const.clone(), torch.ones(6), b.clone(), 1e-5),
     b.expand(2, 3, 6).clone(),
     name="layer_norm of a constant vector (variance 0) returns the shift",
     **TOL,
@@ -268,7 +271,7 @@ check_tensor(
 # One channel: x - mean is 0.
 one = torch.randn(5, 1, generator=gen)
 check_tensor(
-    layer_norm(one, torch.ones(1), torch.full((1,), 0.5), 1e-5),
+    layer_norm(one.clone(), torch.ones(1), torch.full((1,), 0.5), 1e-5),
     torch.full((5, 1), 0.5),
     name="layer_norm with C = 1",
     **TOL,
@@ -277,7 +280,7 @@ check_tensor(
 x64 = torch.randn(2, 5, 8, generator=gen, dtype=torch.float64)
 w64, b64 = torch.randn(8, generator=gen, dtype=torch.float64), torch.zeros(8, dtype=torch.float64)
 check_tensor(
-    layer_norm(x64, w64, b64, 1e-5),
+    layer_norm(x64.clone(), w64.clone(), b64.clone(), 1e-5),
     F.layer_norm(x64, (8,), w64, b64, 1e-5),
     name="layer_norm of a float64 tensor",
     rtol=1e-10,
@@ -310,7 +313,7 @@ TOL = dict(rtol=1e-5, atol=1e-5)  # float32 sums in another order (see above)
 gen = torch.Generator().manual_seed(5)
 x = 20 + torch.randn(4, 6, 64, generator=gen)
 check_tensor(
-    layer_norm(x, None, None, 1e-5),
+    layer_norm(x.clone(), None, None, 1e-5),
     F.layer_norm(x, (64,), None, None, 1e-5),
     name="layer_norm of vectors with mean 20 and spread 1",
     **TOL,
@@ -318,9 +321,12 @@ check_tensor(
 print("✓ layer_norm: large-mean test passed")
 
 ### BEGIN HIDDEN TESTS
+from course_utils.checks import hidden_generator
+
+gen = hidden_generator("test_layer_norm_2", gen)  # the course's secret, if any
 x = -15 + 0.8 * torch.randn(3, 5, 256, generator=gen)
 check_tensor(
-    layer_norm(x, None, None, 1e-5),
+    layer_norm(x.clone(), None, None, 1e-5),
     F.layer_norm(x, (256,), None, None, 1e-5),
     name="layer_norm of vectors with mean -15 and spread 0.8",
     **TOL,
@@ -599,12 +605,15 @@ def reference_and_yours(d_model, d_ff, activation, bias):
 
 ref, ffn, label = reference_and_yours(16, 64, "gelu", True)
 x = torch.randn(2, 5, 16, generator=gen)
-check_tensor(ffn(x), ref(x), name=f"{label} on x of shape (2, 5, 16)", **TOL)
+check_tensor(ffn(x.clone()), ref(x), name=f"{label} on x of shape (2, 5, 16)", **TOL)
 ref, ffn, label = reference_and_yours(16, 32, "relu", False)
-check_tensor(ffn(x), ref(x), name=f"{label} on x of shape (2, 5, 16)", **TOL)
+check_tensor(ffn(x.clone()), ref(x), name=f"{label} on x of shape (2, 5, 16)", **TOL)
 print("✓ feed_forward: visible tests passed")
 
 ### BEGIN HIDDEN TESTS
+from course_utils.checks import hidden_generator
+
+gen = hidden_generator("test_feed_forward", gen)  # the course's secret, if any
 for d_model, d_ff, activation, bias, shape in [
     (16, 64, "relu", True, (3, 4, 16)),
     (32, 8, "gelu", True, (2, 3, 32)),  # a hidden size smaller than d_model
@@ -615,7 +624,7 @@ for d_model, d_ff, activation, bias, shape in [
 ]:
     ref, ffn, label = reference_and_yours(d_model, d_ff, activation, bias)
     x = torch.randn(shape, generator=gen)
-    check_tensor(ffn(x), ref(x), name=f"{label} on x of shape {shape}", **TOL)
+    check_tensor(ffn(x.clone()), ref(x), name=f"{label} on x of shape {shape}", **TOL)
     check_equal(
         sum(p.numel() for p in ffn.parameters()),
         sum(p.numel() for p in ref.parameters()),
@@ -892,10 +901,10 @@ order = "pre-norm" if NORM_FIRST else "post-norm"
 gen = torch.Generator().manual_seed(10)
 ref, block = reference_and_yours(32, 4, 64)
 x = torch.randn(2, 5, 32, generator=gen)
-check_tensor(block(x), ref(x), name=f"{order} block(x of shape (2, 5, 32))", **TOL)
+check_tensor(block(x.clone()), ref(x), name=f"{order} block(x of shape (2, 5, 32))", **TOL)
 ref, block = reference_and_yours(32, 4, 64, bias=False, seed=30)
 check_tensor(
-    block(x),
+    block(x.clone()),
     ref(x),
     name=f"{order} block without biases (bias=False)",
     hint="Pass bias=bias on to MultiHeadAttention, FeedForward and both LayerNorms.",
@@ -904,7 +913,7 @@ check_tensor(
 pad = torch.zeros(2, 5, dtype=torch.bool)
 pad[1, 3:] = True  # the second sequence ends with two padding tokens
 with torch.no_grad():
-    mine, theirs = block(x, key_padding_mask=pad), ref(x, src_key_padding_mask=pad)
+    mine, theirs = block(x.clone(), key_padding_mask=pad.clone()), ref(x, src_key_padding_mask=pad)
 check_tensor(
     mine[~pad],
     theirs[~pad],
@@ -915,6 +924,9 @@ check_tensor(
 print(f"✓ transformer_block: visible {order} tests passed")
 
 ### BEGIN HIDDEN TESTS
+from course_utils.checks import hidden_generator
+
+gen = hidden_generator("test_transformer_block", gen)  # the course's secret, if any
 cases = [
     ("a batch of one", dict(), (1, 6, 32)),
     ("a sequence of length 1", dict(), (3, 1, 32)),
@@ -926,9 +938,11 @@ cases = [
 for seed, (label, options, shape) in enumerate(cases, start=1):
     ref, block = reference_and_yours(32, 4, 64, seed=seed, **options)
     x = torch.randn(shape, generator=gen)
-    check_tensor(block(x), ref(x), name=f"{order} block, {label}, x of shape {shape}", **TOL)
+    check_tensor(
+        block(x.clone()), ref(x), name=f"{order} block, {label}, x of shape {shape}", **TOL
+    )
     with torch.no_grad():  # PyTorch's fast path (where it applies)
-        check_tensor(block(x), ref(x), name=f"{order} block, {label}, no_grad", **TOL)
+        check_tensor(block(x.clone()), ref(x), name=f"{order} block, {label}, no_grad", **TOL)
 # Padding: compare the real tokens only.
 ref, block = reference_and_yours(48, 6, 96, seed=20)
 x = torch.randn(3, 6, 48, generator=gen)
@@ -936,7 +950,7 @@ pad = torch.zeros(3, 6, dtype=torch.bool)
 pad[0, 4:] = True
 pad[2, 2:] = True
 with torch.no_grad():
-    mine, theirs = block(x, key_padding_mask=pad), ref(x, src_key_padding_mask=pad)
+    mine, theirs = block(x.clone(), key_padding_mask=pad.clone()), ref(x, src_key_padding_mask=pad)
 check_tensor(
     mine[~pad],
     theirs[~pad],
@@ -947,7 +961,7 @@ check_tensor(
 # Causal attention, as in GPT.
 causal = nn.Transformer.generate_square_subsequent_mask(6)
 with torch.no_grad():
-    mine, theirs = block(x, is_causal=True), ref(x, src_mask=causal, is_causal=True)
+    mine, theirs = block(x.clone(), is_causal=True), ref(x, src_mask=causal, is_causal=True)
 check_tensor(
     mine,
     theirs,
@@ -1034,10 +1048,10 @@ order = "pre-norm" if NORM_FIRST else "post-norm"
 gen = torch.Generator().manual_seed(11)
 ref, block = reference_and_yours(32, 4, 64)
 x = torch.randn(2, 5, 32, generator=gen)
-check_tensor(block(x), ref(x), name=f"{order} block(x of shape (2, 5, 32))", **TOL)
+check_tensor(block(x.clone()), ref(x), name=f"{order} block(x of shape (2, 5, 32))", **TOL)
 ref, block = reference_and_yours(32, 4, 64, bias=False, seed=30)
 check_tensor(
-    block(x),
+    block(x.clone()),
     ref(x),
     name=f"{order} block without biases (bias=False)",
     hint="Pass bias=bias on to MultiHeadAttention, FeedForward and both LayerNorms.",
@@ -1046,7 +1060,7 @@ check_tensor(
 pad = torch.zeros(2, 5, dtype=torch.bool)
 pad[1, 3:] = True  # the second sequence ends with two padding tokens
 with torch.no_grad():
-    mine, theirs = block(x, key_padding_mask=pad), ref(x, src_key_padding_mask=pad)
+    mine, theirs = block(x.clone(), key_padding_mask=pad.clone()), ref(x, src_key_padding_mask=pad)
 check_tensor(
     mine[~pad],
     theirs[~pad],
@@ -1057,6 +1071,9 @@ check_tensor(
 print(f"✓ transformer_block: visible {order} tests passed")
 
 ### BEGIN HIDDEN TESTS
+from course_utils.checks import hidden_generator
+
+gen = hidden_generator("test_transformer_block_2", gen)  # the course's secret, if any
 cases = [
     ("a batch of one", dict(), (1, 6, 32)),
     ("a sequence of length 1", dict(), (3, 1, 32)),
@@ -1068,9 +1085,11 @@ cases = [
 for seed, (label, options, shape) in enumerate(cases, start=1):
     ref, block = reference_and_yours(32, 4, 64, seed=seed, **options)
     x = torch.randn(shape, generator=gen)
-    check_tensor(block(x), ref(x), name=f"{order} block, {label}, x of shape {shape}", **TOL)
+    check_tensor(
+        block(x.clone()), ref(x), name=f"{order} block, {label}, x of shape {shape}", **TOL
+    )
     with torch.no_grad():  # PyTorch's fast path (where it applies)
-        check_tensor(block(x), ref(x), name=f"{order} block, {label}, no_grad", **TOL)
+        check_tensor(block(x.clone()), ref(x), name=f"{order} block, {label}, no_grad", **TOL)
 # Padding: compare the real tokens only.
 ref, block = reference_and_yours(48, 6, 96, seed=20)
 x = torch.randn(3, 6, 48, generator=gen)
@@ -1078,7 +1097,7 @@ pad = torch.zeros(3, 6, dtype=torch.bool)
 pad[0, 4:] = True
 pad[2, 2:] = True
 with torch.no_grad():
-    mine, theirs = block(x, key_padding_mask=pad), ref(x, src_key_padding_mask=pad)
+    mine, theirs = block(x.clone(), key_padding_mask=pad.clone()), ref(x, src_key_padding_mask=pad)
 check_tensor(
     mine[~pad],
     theirs[~pad],
@@ -1089,7 +1108,7 @@ check_tensor(
 # Causal attention, as in GPT.
 causal = nn.Transformer.generate_square_subsequent_mask(6)
 with torch.no_grad():
-    mine, theirs = block(x, is_causal=True), ref(x, src_mask=causal, is_causal=True)
+    mine, theirs = block(x.clone(), is_causal=True), ref(x, src_mask=causal, is_causal=True)
 check_tensor(
     mine,
     theirs,

@@ -323,6 +323,9 @@ check_true(
 print("✓ mask_tokens: visible tests passed")
 
 ### BEGIN HIDDEN TESTS
+from course_utils.checks import hidden_generator
+
+gen = hidden_generator("test_mask_tokens", gen)  # the course's secret, if any
 # Each chosen position draws its own fate: a decision per batch or per sequence fails here.
 # With about 15 chosen positions per row, all of them [MASK] happens in 0.8^15 = 4% of rows
 # under the per-position rule, in 80% of rows under a per-row rule.
@@ -453,8 +456,8 @@ gen = torch.Generator().manual_seed(0)
 logits = torch.randn(4, 9, 30, generator=gen)
 targets = torch.randint(0, 30, (4, 9), generator=gen)
 targets[torch.rand(4, 9, generator=gen) > 0.3] = -100
-loss = masked_lm_loss(logits, targets)
 expected = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
+loss = masked_lm_loss(logits.clone(), targets.clone())
 check_tensor(loss, expected, name="masked_lm_loss(logits (4, 9, 30), targets)", **TOL)
 # Nothing chosen: a zero that backward() can go through (PyTorch's mean would be NaN).
 nothing = torch.randn(2, 4, 5, generator=gen, requires_grad=True)
@@ -471,12 +474,17 @@ check_tensor(nothing.grad, torch.zeros(2, 4, 5), name="gradient when nothing is 
 print(f"✓ masked_lm_loss: visible tests passed (loss {loss.item():.3f})")
 
 ### BEGIN HIDDEN TESTS
+from course_utils.checks import hidden_generator
+
+gen = hidden_generator("test_masked_lm_loss", gen)  # the course's secret, if any
 # One chosen position among many: the mean is over chosen positions, not over B * T.
 targets = torch.full((2, 50), -100)
 targets[1, 7] = 3
+long_logits = logits[:2].repeat(1, 6, 1)[:, :50]
+expected = F.cross_entropy(long_logits[1, 7][None], torch.tensor([3]))
 check_tensor(
-    masked_lm_loss(logits[:2].repeat(1, 6, 1)[:, :50], targets),
-    F.cross_entropy(logits[:2].repeat(1, 6, 1)[1, 7][None], torch.tensor([3])),
+    masked_lm_loss(long_logits.clone(), targets.clone()),
+    expected,
     name="masked_lm_loss with one chosen position in 100",
     hint="Average over the chosen positions only, not over every position.",
     **TOL,
@@ -485,14 +493,15 @@ check_tensor(
 x = torch.randn(3, 6, 12, generator=gen, requires_grad=True)
 targets = torch.randint(0, 12, (3, 6), generator=gen)
 targets[:, ::2] = -100
-masked_lm_loss(x, targets).backward()
+expected = F.cross_entropy(x.detach()[:, 1::2].flatten(0, 1), targets[:, 1::2].flatten())
+masked_lm_loss(x, targets.clone()).backward()
 check_true(
     bool((x.grad[:, ::2] == 0).all()),
     "positions whose target is -100 received a gradient: they must not enter the loss",
 )
 check_tensor(
-    masked_lm_loss(x.detach(), targets),
-    F.cross_entropy(x.detach()[:, 1::2].flatten(0, 1), targets[:, 1::2].flatten()),
+    masked_lm_loss(x.detach().clone(), targets.clone()),
+    expected,
     name="masked_lm_loss on every other position",
     **TOL,
 )
@@ -722,8 +731,8 @@ TOL = dict(rtol=1e-5, atol=1e-6)  # float32 sums in another order
 gen = torch.Generator().manual_seed(0)
 hidden = torch.randn(3, 5, 4, generator=gen)
 pad = torch.tensor([[False] * 5, [False, False, False, True, True], [False] + [True] * 4])
-pooled = mean_pool(hidden, pad)
 expected = torch.stack([hidden[0].mean(0), hidden[1, :3].mean(0), hidden[2, 0]])
+pooled = mean_pool(hidden.clone(), pad.clone())
 check_tensor(pooled, expected, name="mean_pool(hidden (3, 5, 4), mask with 0, 2 and 4 pads)", **TOL)
 # A row that is all padding gives zeros, not NaN (0 / 0).
 all_padding = torch.randn(2, 3, 4, generator=gen)
@@ -736,6 +745,9 @@ check_tensor(
 print("✓ mean_pool: visible tests passed")
 
 ### BEGIN HIDDEN TESTS
+from course_utils.checks import hidden_generator
+
+gen = hidden_generator("test_mean_pool", gen)  # the course's secret, if any
 # Huge values at padding must not leak in.
 noisy = hidden.clone()
 noisy[pad] = 1e6
@@ -756,7 +768,7 @@ check_tensor(
     name="mean_pool of a text padded by 5 equals the unpadded mean",
     **TOL,
 )
-check_tensor(mean_pool(x, None), x.mean(1), name="mean_pool(hidden, None)", **TOL)
+check_tensor(mean_pool(x.clone(), None), x.mean(1), name="mean_pool(hidden, None)", **TOL)
 check_tensor(
     mean_pool(x, torch.zeros(1, 7, dtype=torch.bool)),
     x.mean(1),
@@ -1302,6 +1314,9 @@ check_raises(
 print("✓ top_k_cosine: visible tests passed")
 
 ### BEGIN HIDDEN TESTS
+from course_utils.checks import hidden_generator
+
+gen = hidden_generator("test_top_k_cosine", gen)  # the course's secret, if any
 # Length must not matter: a long key pointing elsewhere loses to a short one pointing the same way.
 q = torch.tensor([[1.0, 0.0]])
 k2 = torch.tensor([[10.0, 10.0], [0.1, 0.0], [-5.0, 1.0]])

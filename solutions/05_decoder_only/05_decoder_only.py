@@ -185,7 +185,9 @@ check_raises(ValueError, lm_batch, stream, [-1], 4, name="lm_batch(..., [-1], 4)
 print("✓ lm_batch: visible tests passed")
 
 ### BEGIN HIDDEN TESTS
-gen = torch.Generator().manual_seed(0)
+from course_utils.checks import hidden_generator
+
+gen = hidden_generator("test_lm_batch", 0)
 stream = torch.randint(0, 50, (300,), generator=gen)
 starts = torch.randint(0, 300 - 33, (7,), generator=gen)
 x, y = lm_batch(stream, starts, 32)
@@ -312,6 +314,9 @@ check_tensor(
 print("✓ lm_loss: visible tests passed")
 
 ### BEGIN HIDDEN TESTS
+from course_utils.checks import hidden_generator
+
+gen = hidden_generator("test_lm_loss", gen)  # the course's secret, if any
 # Every position counts, not only the last one, and the mean is over B * T positions.
 logits = torch.randn(3, 7, 13, generator=gen)
 targets = torch.randint(0, 13, (3, 7), generator=gen)
@@ -905,7 +910,9 @@ check_tensor(
 print("✓ top_k_filter: visible tests passed")
 
 ### BEGIN HIDDEN TESTS
-gen = torch.Generator().manual_seed(0)
+from course_utils.checks import hidden_generator
+
+gen = hidden_generator("test_top_k_filter", 0)
 for shape, k in [((4, 20), 5), ((2, 3, 17), 1), ((9,), 4), ((3, 10), 10), ((3, 10), 50)]:
     logits = torch.randn(shape, generator=gen)
     before = logits.clone()
@@ -1036,6 +1043,8 @@ check_tensor(
 print("✓ top_p_filter: visible tests passed")
 
 ### BEGIN HIDDEN TESTS
+from course_utils.checks import hidden_generator
+
 # The most likely token is kept even when it alone is more than p.
 check_tensor(
     top_p_filter(logits, 0.3),
@@ -1078,7 +1087,7 @@ def reference_top_p(x, p):
     return flat.reshape(x.shape)
 
 
-gen = torch.Generator().manual_seed(0)
+gen = hidden_generator("test_top_p_filter", 0)
 for shape, p, scale in [
     ((6, 30), 0.9, 2.0),
     ((2, 3, 12), 0.5, 1.0),
@@ -1313,8 +1322,10 @@ check_tensor(cache[1], v, name="the cached values after 6 steps, (B, H, T, D)")
 print("✓ kv_cache_step: visible tests passed")
 
 ### BEGIN HIDDEN TESTS
+from course_utils.checks import hidden_generator
+
 # The cache grows along the time axis (dim 2), step by step.
-gen = torch.Generator().manual_seed(1)
+gen = hidden_generator("test_kv_cache_step", 1)
 B, H, T, D = 3, 2, 7, 8
 q, k, v = (torch.randn(B, H, T, D, generator=gen) for _ in range(3))
 full = F.scaled_dot_product_attention(q, k, v, is_causal=True)

@@ -299,8 +299,10 @@ check_tensor(weights, expected_w, name="its weights (B, H, Tq, Tk)", **TOL)
 print("✓ cross_attention: visible tests passed")
 
 ### BEGIN HIDDEN TESTS
+from course_utils.checks import hidden_generator, hidden_seed
 from course_utils.layers import MultiHeadAttention
 
+gen = hidden_generator("test_cross_attention", gen)  # the course's secret, if any
 # No mask at all, and a square case (Tq == Tk), where a causal mask would change the output.
 for b, t_q, t_k, c, h in [(2, 6, 6, 16, 4), (2, 4, 9, 12, 3), (1, 1, 5, 8, 1), (2, 3, 1, 8, 2)]:
     torch.manual_seed(b * 100 + t_q)
@@ -324,7 +326,7 @@ for b, t_q, t_k, c, h in [(2, 6, 6, 16, 4), (2, 4, 9, 12, 3), (1, 1, 5, 8, 1), (
     check_tensor(weights, expected_w, name=name + ": weights", **TOL)
 
 # Padding: padded keys get weight 0, and what is written there changes nothing.
-torch.manual_seed(7)
+torch.manual_seed(hidden_seed("test_cross_attention", 7))
 mha = nn.MultiheadAttention(16, 2, batch_first=True).eval()
 layer = CrossAttention(16, 2)
 copy_from_torch(layer, mha)
@@ -352,7 +354,7 @@ check_tensor(
 )
 
 # The course's cross-attention (course_utils.layers.MultiHeadAttention with context=).
-torch.manual_seed(3)
+torch.manual_seed(hidden_seed("test_cross_attention", 3))
 course = MultiHeadAttention(16, 4).eval()
 layer = CrossAttention(16, 4)
 with torch.no_grad():
@@ -495,8 +497,10 @@ check_tensor(out, torch_decode(layer, x, memory, pad), name="DecoderBlock(x (2, 
 print("✓ decoder_block: visible tests passed")
 
 ### BEGIN HIDDEN TESTS
+from course_utils.checks import hidden_generator
 from course_utils.layers import TransformerBlock
 
+gen = hidden_generator("test_decoder_block", gen)  # the course's secret, if any
 for b, t, t_s, c, h, f in [(1, 1, 4, 8, 2, 16), (3, 6, 6, 12, 3, 24), (2, 9, 3, 16, 1, 8)]:
     layer = torch_decoder_layer(c, h, f, seed=t)
     block = DecoderBlock(c, h, f).eval()
@@ -616,7 +620,7 @@ check_tensor(
 print("✓ teacher_forcing: visible tests passed")
 
 ### BEGIN HIDDEN TESTS
-from course_utils.checks import check_equal
+from course_utils.checks import check_equal, hidden_generator
 
 # Other special ids (not hard-coded), another ignore_index, a batch of one.
 inputs, labels = teacher_forcing_batch([[10, 11]], bos_id=7, eos_id=9, pad_id=4, ignore_index=-1)
@@ -632,7 +636,7 @@ check_tensor(
     hint="Padding in the labels is ignore_index (-100), never pad_id: the loss must skip it.",
 )
 # The shift on random lengths: inputs[:, 1:] and labels[:, :-1] agree where real.
-gen = torch.Generator().manual_seed(0)
+gen = hidden_generator("test_teacher_forcing", 0)
 targets = [
     torch.randint(4, 30, (int(n),), generator=gen).tolist()
     for n in torch.randint(0, 12, (8,), generator=gen)

@@ -199,7 +199,7 @@ print("✓ supervised_tokens: visible tests passed")
 ### BEGIN HIDDEN TESTS
 import torch.nn.functional as F
 
-from course_utils.checks import check_equal
+from course_utils.checks import check_equal, hidden_generator
 
 # A label 0 is a real target (the id of <pad> may still be a target): only ignore_index counts.
 check_tensor(supervised_tokens(torch.tensor([[0, 0, -100]])), torch.tensor([2]), name="zeros")
@@ -209,7 +209,7 @@ check_tensor(
     name="ignore_index=-1 and an empty row",
 )
 # Random labels: the counts add up to what cross_entropy's sum / mean ratio implies.
-gen = torch.Generator().manual_seed(0)
+gen = hidden_generator("test_supervised_tokens", 0)
 labels = torch.randint(0, 9, (6, 17), generator=gen)
 labels[torch.rand(6, 17, generator=gen) < 0.7] = -100
 logits = torch.randn(6, 17, 9, generator=gen)

@@ -845,7 +845,9 @@ check_true(
 print("✓ exposure: visible tests passed")
 
 ### BEGIN HIDDEN TESTS
-gen = torch.Generator().manual_seed(0)
+from course_utils.checks import hidden_generator
+
+gen = hidden_generator("test_exposure", 0)
 # Against a loop written here: rank counts the candidates strictly above the secret.
 for n in (1, 7, 1000):
     cands = torch.randn(n, generator=gen)

@@ -79,7 +79,7 @@ def test_build_and_release_check_pass_on_the_committed_tree():
 def test_help_lists_the_commands():
     result = run_cli("--help")
     assert result.returncode == 0
-    for command in ("doctor", "build", "release", "grade", "start"):
+    for command in ("doctor", "build", "release", "grade", "start", "student-copy"):
         assert command in result.stdout
     assert ROOT.name  # the CLI ran from the course root
 
