@@ -70,10 +70,10 @@ def configure(c, *, profile: str | None = None, safeguard: bool = True, scan: bo
     # ... and then each stub names its exercise: "Exercise 2 (merge): replace this line ...".
     from nbgrader.converters.generate_assignment import GenerateAssignment
 
-    from .release import _name_placeholders_preprocessor
+    from .nbgrader_steps import NamePlaceholders
 
     steps = list(GenerateAssignment.class_traits()["preprocessors"].default())
-    steps.insert(steps.index(ClearSolutions) + 1, _name_placeholders_preprocessor())
+    steps.insert(steps.index(ClearSolutions) + 1, NamePlaceholders)
     c.GenerateAssignment.preprocessors = steps
     c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 
