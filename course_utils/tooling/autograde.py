@@ -1,21 +1,24 @@
 """``python -m course_utils autograde LAB [--jobs N]``: grade a class's submissions in parallel.
 
-Each student in ``submitted/<student>/LAB/`` is graded by its own ``nbgrader autograde LAB
---student STUDENT --force`` process, run in the course folder with the course's
-``nbgrader_config.py``: exactly the instructor's path, one student at a time per process, so
-the scores are those of plain ``nbgrader autograde`` (and one job gives the same as N). Each
-process starts its own sandboxed grading kernel (see :mod:`course_utils.tooling.sandbox`).
+``--jobs N`` worker processes run in the course folder, each with the course's
+``nbgrader_config.py`` loaded once; each takes the next student from a shared queue and
+runs nbgrader's own autograde for that student (what ``nbgrader autograde LAB --student S
+--force`` runs), which starts a fresh sandboxed kernel for the submission (see
+:mod:`course_utils.tooling.sandbox`). So the scores are those of plain ``nbgrader autograde``,
+and one job gives the same as N. A worker is reused for the next student (starting one costs
+2-3 CPU seconds of imports); one that dies costs its current student only (reported as not
+graded) and is replaced.
 
-Why one process per student writing into the one gradebook, under a lock, rather than
-per-student gradebooks merged afterwards: nbgrader itself writes every row (submission,
-grades, comments, timestamps), so nothing has to copy its schema by hand, and a crash in one
-student's process loses that student only. nbgrader keeps its gradebook in SQLite, which
-allows one writer at a time and makes a second writer fail with "database is locked" after a
-5-second wait. So each process takes an exclusive file lock (``gradebook.db.lock``, by
-``fcntl.flock``) for as long as it holds a gradebook open (:mod:`course_utils.tooling.
-gradebook_lock`): nbgrader opens it for a moment at the start (student, submission), in the
-sanitising steps and when it saves the scores, never while the kernel runs, so the lock is
-held for well under a second per student and the kernels run in parallel. The lock dies with
+Why workers writing into the one gradebook, under a lock, rather than per-student gradebooks
+merged afterwards: nbgrader itself writes every row (submission, grades, comments,
+timestamps), so nothing has to copy its schema by hand. nbgrader keeps its gradebook in
+SQLite, which allows one writer at a time and makes a second writer fail with "database is
+locked" after a 5-second wait. So each process takes an exclusive file lock
+(``gradebook.db.lock``, by ``fcntl.flock``) for as long as it holds a gradebook open
+(:mod:`course_utils.tooling.gradebook_lock`): nbgrader opens it for a moment at the start
+(student, submission), in the sanitising steps and when it saves the scores, never while the
+kernel runs, so the lock is held for well under a second per student and the kernels run in
+parallel. The lock dies with
 its process, so a killed worker never blocks the others.
 
 Without a sandbox (see :mod:`course_utils.tooling.sandbox`) submissions run with the
@@ -36,6 +39,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from queue import Empty, Queue
 
 from ..profiles import usable_cpus
 from .course_dir import CourseError
@@ -94,10 +98,8 @@ def _check_assignment(root: Path, lab: str) -> None:
     )
 
 
-def worker_command(lab: str, student: str) -> list[str]:
-    return [
-        sys.executable, "-m", WORKER, "autograde", lab, "--student", student, "--force",
-    ]  # fmt: skip
+def worker_command(lab: str) -> list[str]:
+    return [sys.executable, "-m", WORKER, "--serve", lab]
 
 
 def _environment() -> dict[str, str]:
@@ -108,22 +110,56 @@ def _environment() -> dict[str, str]:
     return env
 
 
-def _grade_one(root: Path, lab: str, student: str, timeout: float | None) -> StudentRun:
-    start = time.monotonic()
-    try:
-        done = subprocess.run(
-            worker_command(lab, student),
-            cwd=root,
+class Worker:
+    """One ``gradebook_lock --serve`` process; :meth:`grade` sends a student, waits for the
+    answer; a dead worker is restarted for the next student."""
+
+    def __init__(self, root: Path, lab: str):
+        self.root, self.lab, self.process = root, lab, None
+
+    def _start(self) -> None:
+        self.process = subprocess.Popen(
+            worker_command(self.lab),
+            cwd=self.root,
             env=_environment(),
-            capture_output=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
             text=True,
-            timeout=timeout,
+            bufsize=1,
         )
-        code, output = done.returncode, done.stdout + done.stderr
-    except subprocess.TimeoutExpired as error:
-        code = 124
-        output = f"stopped after {timeout:g} s\n{(error.stderr or b'')[-2000:]!r}"
-    return StudentRun(student, code, time.monotonic() - start, output)
+
+    def grade(self, student: str) -> StudentRun:
+        import json
+
+        from .gradebook_lock import MARK
+
+        if self.process is None or self.process.poll() is not None:
+            self._start()
+        start = time.monotonic()
+        try:
+            self.process.stdin.write(student + "\n")
+            self.process.stdin.flush()
+            for line in self.process.stdout:
+                if line.startswith(MARK):
+                    answer = json.loads(line[len(MARK) :])
+                    output = (answer["log"] + "\n" + answer["error"]).strip()
+                    code = 0 if answer["success"] else 1
+                    return StudentRun(student, code, time.monotonic() - start, output)
+        except (OSError, ValueError) as error:
+            return StudentRun(student, 1, time.monotonic() - start, f"worker failed: {error}")
+        code = self.process.wait()
+        self.process = None
+        return StudentRun(student, code or 1, time.monotonic() - start, "the worker died")
+
+    def close(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.stdin.close()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
 
 
 def read_scores(root: Path, lab: str, students: list[str]) -> dict[str, tuple[float, float]]:
@@ -149,7 +185,6 @@ def autograde(
     *,
     jobs: int | None = None,
     students: list[str] | None = None,
-    timeout: float | None = None,
     say=print,
 ) -> list[StudentRun]:
     """Grade ``students`` (default: every folder in ``submitted/`` with this lab), ``jobs``
@@ -169,11 +204,25 @@ def autograde(
     say(f"Grading {len(students)} submissions of {lab}, {jobs} at a time ...")
     done: dict[str, StudentRun] = {}
     start = time.monotonic()
+    queue: Queue[str] = Queue()
+    for student in students:
+        queue.put(student)
+
+    def work() -> None:
+        worker = Worker(root, lab)
+        try:
+            while True:
+                try:
+                    student = queue.get_nowait()
+                except Empty:
+                    return
+                done[student] = worker.grade(student)
+        finally:
+            worker.close()
+
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = {s: pool.submit(_grade_one, root, lab, s, timeout) for s in students}
-        for student in students:
-            run = futures[student].result()
-            done[student] = run
+        for future in [pool.submit(work) for _ in range(jobs)]:
+            future.result()
     scores = read_scores(root, lab, students)
     runs = []
     for student in students:

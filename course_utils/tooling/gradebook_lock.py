@@ -1,11 +1,17 @@
 """One writer at a time in nbgrader's SQLite gradebook, across processes.
 
-``python -m course_utils.tooling.gradebook_lock ARGS`` runs ``nbgrader ARGS`` (the instructor's
-own command, reading ``nbgrader_config.py`` in the working folder) with every
-:class:`nbgrader.api.Gradebook` of the process holding an exclusive ``flock`` on
-``<gradebook>.lock`` from the moment it is opened until it is closed. ``python -m course_utils
-autograde --jobs N`` starts one such process per student (see
-:mod:`course_utils.tooling.autograde`).
+Every :class:`nbgrader.api.Gradebook` of a process that called :func:`install` holds an
+exclusive ``flock`` on ``<gradebook>.lock`` from the moment it is opened until it is closed.
+
+``python -m course_utils.tooling.gradebook_lock ARGS`` runs ``nbgrader ARGS`` so (the
+instructor's own command, reading ``nbgrader_config.py`` in the working folder).
+
+``python -m course_utils.tooling.gradebook_lock --serve LAB`` is one worker of ``python -m
+course_utils autograde --jobs N`` (see :mod:`course_utils.tooling.autograde`): it loads the
+course's nbgrader configuration once, then reads student ids from standard input, one a line,
+runs nbgrader's own autograde for each (``NbGraderAPI.autograde``, what ``nbgrader autograde
+LAB --student S --force`` runs) and answers each with one line on standard output:
+``@@course-autograde@@ {"student": ..., "success": ..., "log": ...}``.
 """
 
 from __future__ import annotations
@@ -102,7 +108,46 @@ def install() -> None:
     Gradebook._course_locked = True
 
 
+MARK = "@@course-autograde@@ "
+
+
+def serve(lab: str) -> int:
+    """Grade the students named on standard input, one at a time (see the module's doc)."""
+    import json
+    import warnings
+
+    warnings.simplefilter("ignore")  # nbgrader's database layer; never the learner's
+    install()
+    from nbgrader.apps import NbGraderAPI
+    from nbgrader.apps.nbgraderapp import NbGraderApp
+
+    app = NbGraderApp()
+    app.initialize([])  # reads nbgrader_config.py in the working folder, as `nbgrader` does
+    api = NbGraderAPI(config=app.config)
+    out = sys.stdout
+    sys.stdout = sys.stderr  # nothing but answers on the real standard output
+    for line in sys.stdin:
+        student = line.strip()
+        if not student:
+            continue
+        try:
+            result = api.autograde(lab, student, force=True, create=True)
+        except Exception as error:  # noqa: BLE001 - one student's failure, reported
+            result = {"success": False, "error": repr(error), "log": ""}
+        answer = {
+            "student": student,
+            "success": bool(result.get("success")),
+            "log": (result.get("log") or "")[-4000:],
+            "error": (result.get("error") or "")[-4000:],
+        }
+        out.write(MARK + json.dumps(answer) + "\n")
+        out.flush()
+    return 0
+
+
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["--serve"] and len(argv) == 2:
+        return serve(argv[1])
     install()
     from nbgrader.apps.nbgraderapp import NbGraderApp
 

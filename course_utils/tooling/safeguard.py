@@ -32,7 +32,15 @@ from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 from traitlets import Bool, Unicode
 
 from .safeguard_scan import scan_source
-from .sandbox import PACKAGE_DIR, Watch, Workspace, sandboxed, site_dirs
+from .sandbox import (
+    PACKAGE_DIR,
+    Watch,
+    Workspace,
+    kernelspec_dirs,
+    package_dirs,
+    sandboxed,
+    startup_dirs,
+)
 from .trusted import rewrite_imports
 
 META_KEY = "course_safeguard"
@@ -312,9 +320,10 @@ class GuardedExecute(Execute):
         watch = None
         if not sandbox:
             watch = Watch(
-                trees=[PACKAGE_DIR, workspace.lib, *sources],
+                trees=[PACKAGE_DIR, workspace.lib, *sources, *kernelspec_dirs()],
                 files=[gradebook] if gradebook else [],
-                pth_dirs=site_dirs(),
+                pth_dirs=startup_dirs(),
+                packages=package_dirs(),
             )
         self.kernel_manager_class = _limited_manager(self.profile, workspace)
         self._kernel_dead_at = None
