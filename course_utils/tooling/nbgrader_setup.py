@@ -71,6 +71,7 @@ def configure(c, *, profile: str | None = None, safeguard: bool = True, scan: bo
         SaveAutoGrades,
     )
 
+    from .nbgrader_steps import QuietOverwriteCells, RepairMetadata
     from .safeguard import ApplyVerdicts, GuardedExecute, RecordVerdicts, ScanSubmission
 
     profile = profile or grading_profile()
@@ -112,8 +113,10 @@ def configure(c, *, profile: str | None = None, safeguard: bool = True, scan: bo
     record = [RecordVerdicts] if safeguard else []
     c.Autograde.sanitize_preprocessors = [
         ClearOutput,
+        RepairMetadata,
         DeduplicateIds,
         OverwriteKernelspec,
+        QuietOverwriteCells,
         CheckCellMetadata,
         *scan,
     ]
