@@ -7,7 +7,9 @@ time into a fresh gradebook. About 40 s of CPU in the smoke profile."""
 
 from __future__ import annotations
 
+import html
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -73,22 +75,55 @@ def _fresh(course: Path, name: str) -> Path:
     return copy
 
 
-def test_two_jobs_give_the_gradebook_of_one(course):
-    results = {}
+@pytest.fixture(scope="module")
+def graded(course):
+    """{jobs: course folder graded with that many jobs}, for 1 and 2."""
+    roots = {}
     for jobs in (1, 2):
         root = _fresh(course, f"jobs{jobs}")
         done = run_cli("autograde", LAB, "--jobs", str(jobs), cwd=root, env=_env(root))
         assert done.returncode == 0, done.stdout + done.stderr
         assert f"{min(jobs, 3)} at a time" in done.stdout, done.stdout
         assert "3 of 3 graded" in done.stdout, done.stdout
-        results[jobs] = _grades(root)
         assert (root / "autograded" / "cy" / LAB / f"{LAB}.ipynb").is_file()
+        roots[jobs] = root
+    return roots
+
+
+def test_two_jobs_give_the_gradebook_of_one(graded):
+    results = {jobs: _grades(root) for jobs, root in graded.items()}
     assert results[1] == results[2]
     one = results[1]
     full = sum(max_score for key, (_, max_score) in _items(one["ada"]))
     assert one["ada"]["code_score"] == full > 0
     assert one["bob"]["code_score"] == 0
     assert 0 < one["cy"]["code_score"] < full  # pick_device right, bigram_counts wrong
+
+
+def test_feedback_page_a_student_can_use(graded):
+    """nbgrader generate_feedback with the course's config: each exercise by name with its
+    points, the check's message and hint; no hidden tests, no grader frames; lines wrap; and
+    none of the warnings an instructor used to see on every run."""
+    root = graded[2]
+    done = subprocess.run(
+        [sys.executable, "-m", "nbgrader", "generate_feedback", LAB, "--force"],
+        cwd=root, env={**os.environ, **_env(root)}, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    log = done.stdout + done.stderr
+    for noise in ("is not absolute", "not recognized by", "SAWarning", "has changed"):
+        assert noise not in log, log
+    page = (root / "feedback" / "cy" / LAB / f"{LAB}.html").read_text(encoding="utf-8")
+    text = html.unescape(re.sub(r"<[^>]+>", " ", page))
+    assert re.search(r"Exercise 1:\s+pick_device\s+\(1\.0 / 1\.0 points", text), text[:3000]
+    assert re.search(r"Exercise 2:\s+bigram_counts\s+\(0\.0 / 2\.0 points", text)
+    assert "✗ failed" in text and "✓ passed" in text
+    assert "Hint: Pair ids[:-1] with ids[1:]" in text  # bigram_counts' hint, under it
+    assert "BEGIN HIDDEN TESTS" not in page and "hidden tests: run by the grader" in page
+    assert "__course_checks__" not in page and "site-packages" not in page
+    assert "course_utils/checks.py" not in page
+    assert "white-space: pre-wrap" in page
+    assert "Test cell</a>" not in page  # no anonymous links
 
 
 def _items(grades: dict):
