@@ -166,6 +166,9 @@ class CourseFeedback(NbGraderPreprocessor):
             "exercises": sorted(exercises.values(), key=lambda item: item["number"]),
             "manual": manual,
             "flags": describe_flags(flags).splitlines() if flags else [],
+            # What grading repaired before it ran (RepairMetadata): a copied cell, an edited
+            # grade id or locked cell.
+            "repairs": list(nb.metadata.get("course_repairs", [])),
         }
         return nb, resources
 

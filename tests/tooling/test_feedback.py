@@ -45,7 +45,9 @@ def test_summary_names_exercises_points_messages_hints_and_the_dependency_note()
             _test_cell("test_ok", "ok", 5, {}, 1, 1, "print('✓')"),
         ]
     )  # fmt: skip
+    nb.metadata["course_repairs"] = ["cell 9 ('test_ok') had its grading settings edited"]
     nb, resources = CourseFeedback().preprocess(nb, {})
+    assert resources["course_feedback"]["repairs"] == nb.metadata["course_repairs"]
     items = resources["course_feedback"]["exercises"]
     assert [(i["number"], i["name"], i["score"], i["max_score"], i["passed"]) for i in items] == [
         (3, "mean_pool", 0, 2, False),
