@@ -8,6 +8,9 @@
 - ``start [LAB] [--instructor] [JupyterLab options]``: JupyterLab at the course folder, with a
   lab open (default: lab 00); other options (``--port=9000``) go to JupyterLab
 - ``student-copy DEST``: the course without solutions and hidden tests, for a class's students
+- ``autograde LAB [--jobs N] [--student S ...]``: grade the class's submissions in
+  ``submitted/`` in parallel (instructors; each student by its own ``nbgrader autograde``
+  process into the one gradebook); exit 1 when a submission could not be graded
 
 Mistakes (unknown lab, missing file, not a notebook) print one line and exit with code 2.
 """
@@ -67,6 +70,25 @@ def _parser() -> argparse.ArgumentParser:
         default=0.0,
         metavar="N",
         help="exit with code 1 when the score is below N points (default: 0, never)",
+    )
+
+    autograde = sub.add_parser(
+        "autograde", help="grade the submissions in submitted/ in parallel (instructors)"
+    )
+    autograde.add_argument("lab", metavar="LAB")
+    autograde.add_argument(
+        "--jobs",
+        "-j",
+        type=_jobs,
+        default=None,
+        metavar="N",
+        help="students graded at once (default: the CPUs this process may use)",
+    )
+    autograde.add_argument(
+        "--student",
+        action="append",
+        metavar="S",
+        help="grade only this student (repeat for several; default: every submission)",
     )
 
     start = sub.add_parser(
@@ -135,6 +157,16 @@ def _points(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number of points, got {text!r}") from None
     if not value >= 0:  # also rejects nan
         raise argparse.ArgumentTypeError(f"expected 0 or more points, got {text!r}")
+    return value
+
+
+def _jobs(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of jobs, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected 1 or more jobs, got {text!r}")
     return value
 
 
@@ -210,6 +242,12 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 return 1
             return 0
+        if args.command == "autograde":
+            from .autograde import autograde
+
+            _check_labs([args.lab])
+            runs = autograde(find_root(), args.lab, jobs=args.jobs, students=args.student)
+            return 0 if all(run.ok for run in runs) else 1
         if args.command == "start":
             from .start import start
 

@@ -19,9 +19,10 @@ from pathlib import Path
 
 from .. import config
 from ..checks import prerequisite_note
-from ..exercises import PLACEHOLDER_RE
 from .course_dir import CourseError, find_root, read_notebook_json, temporary_course
-from .safeguard import ERROR_NAME, describe_flags
+from .feedback import failure_message
+from .nbgrader_steps import check_sources, repair
+from .safeguard import describe_flags
 from .sandbox import describe, sandbox_problem
 
 STUDENT = "learner"
@@ -166,67 +167,6 @@ def _grade_id(cell: dict) -> str | None:
     return meta.get("grade_id") if isinstance(meta, dict) else None
 
 
-def repair(data: dict, released: dict) -> list[str]:
-    """Undo what editing in JupyterLab can do to nbgrader's metadata, in place; return notes.
-
-    - a copied exercise or test cell carries the original's metadata: the copy keeps its
-      code but is graded as a cell the learner added;
-    - a locked cell whose metadata was edited gets the released metadata back (nbgrader then
-      restores its code, as for any locked cell);
-    - duplicate cell ids (nbformat requires unique ones) are renumbered.
-    """
-    notes = []
-    reference = {_grade_id(c): c["metadata"]["nbgrader"] for c in released["cells"] if _grade_id(c)}
-    seen: set[str] = set()
-    ids: set[str] = set()
-    for index, cell in enumerate(data["cells"]):
-        if not isinstance(cell, dict):
-            continue
-        cell.setdefault("metadata", {})
-        grade_id = _grade_id(cell)
-        if grade_id in seen:
-            del cell["metadata"]["nbgrader"]
-            notes.append(
-                f"cell {index + 1} is a copy of {grade_id!r} (with its grading settings); it was "
-                "graded as a cell you added, and the first copy as the exercise"
-            )
-            grade_id = None
-        if grade_id in reference:
-            seen.add(grade_id)
-            if cell["metadata"]["nbgrader"] != reference[grade_id]:
-                if reference[grade_id].get("locked") or cell["metadata"]["nbgrader"].get("locked"):
-                    notes.append(
-                        f"cell {index + 1} ({grade_id!r}) had its grading settings edited; "
-                        "it was graded as released"
-                    )
-                cell["metadata"]["nbgrader"] = dict(reference[grade_id])
-        cell_id = cell.get("id")
-        if isinstance(cell_id, str):
-            while cell_id in ids:
-                cell_id = f"{cell_id}-{index}"
-            cell["id"] = cell_id
-            ids.add(cell_id)
-    return notes
-
-
-def _failure_message(cell: dict) -> str:
-    for output in cell.get("outputs", []):
-        if output.get("output_type") != "error":
-            continue
-        name, value = output.get("ename", "Error"), str(output.get("evalue", "")).strip()
-        if name == "NotImplementedError":
-            match = PLACEHOLDER_RE.match(value)
-            if match:
-                return f"{NOT_DONE}: exercise {match[1]} ({match[2]}) is still a placeholder"
-            return f"{NOT_DONE}: the exercise still raises NotImplementedError()"
-        if name in ("CheckFailed", "AssertionError", ERROR_NAME, "KernelDied"):
-            return value or name
-        if name == "CellTimeoutError" or "Timeout" in name:
-            return "took too long and was stopped (an endless loop?)"
-        return f"{name}: {value}" if value else name
-    return "failed (the test wrote an error)"
-
-
 def _progress_printer(source: dict, lab: str, say: Callable[[str], None]):
     """nbclient's on_cell_execute hook: one line as each exercise of the notebook starts."""
     exercises = [
@@ -288,6 +228,9 @@ def grade(
         raise CourseError(f"{source_path} does not exist; run `python -m course_utils build`")
     source = read_notebook_json(source_path)
     check_lab(path, data, lab, source)
+    problem = check_sources(data)
+    if problem:
+        raise CourseError(f"{path}: {problem}")
     hints = {
         c["metadata"]["nbgrader"]["grade_id"]: c["metadata"].get("course", {})
         for c in source["cells"]
@@ -340,7 +283,7 @@ def grade(
                     nudge=meta.get("nudge", ""),
                 )
                 if not test.passed:
-                    test.message = _failure_message(cells.get(g.name, {}))
+                    test.message = failure_message(cells.get(g.name, {}))
                 report.tests.append(test)
         _note_prerequisites(report.tests, hints)
         report.flags = graded.get("metadata", {}).get("course_safeguard", {}).get("flags", [])

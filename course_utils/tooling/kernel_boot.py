@@ -8,6 +8,8 @@ and runs it with the builtins and the modules it imports as they were at start-u
 replaced ``sys.modules`` entry, a patched module attribute (``mock.patch``), a thread that
 keeps re-installing a fake module, ``importlib.reload`` or a rewritten file cannot change what
 a test cell checks with.
+
+It also caps what one cell may print (:mod:`course_utils.tooling.output_cap`).
 """
 
 from __future__ import annotations
@@ -24,4 +26,5 @@ if __name__ == "__main__":
     del sys.modules["course_utils.tooling.trusted"]  # nothing left to find by name
     from ipykernel import kernelapp
 
+    sys.argv.append("--IPKernelApp.outstream_class=course_utils.tooling.output_cap.CappedOutStream")
     kernelapp.launch_new_instance()

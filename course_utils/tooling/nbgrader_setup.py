@@ -36,6 +36,20 @@ def cell_timeout(profile: str) -> int:
     return CELL_TIMEOUT.get(profile, CELL_TIMEOUT["cpu"])
 
 
+def quiet_warnings() -> None:
+    """nbgrader's database layer warns about its own SQLAlchemy use on every run; an
+    instructor can do nothing about it."""
+    import warnings
+
+    try:
+        from sqlalchemy import exc
+    except ImportError:  # pragma: no cover - nbgrader needs SQLAlchemy
+        return
+    for category in ("SAWarning", "SADeprecationWarning", "MovedIn20Warning"):
+        if hasattr(exc, category):
+            warnings.filterwarnings("ignore", category=getattr(exc, category))
+
+
 def configure(c, *, profile: str | None = None, safeguard: bool = True, scan: bool = True) -> None:
     """Apply the course's settings to an nbgrader traitlets config object ``c``.
 
@@ -53,11 +67,11 @@ def configure(c, *, profile: str | None = None, safeguard: bool = True, scan: bo
         DeduplicateIds,
         IgnorePattern,
         LimitOutput,
-        OverwriteCells,
         OverwriteKernelspec,
         SaveAutoGrades,
     )
 
+    from .nbgrader_steps import QuietOverwriteCells, RepairMetadata
     from .safeguard import ApplyVerdicts, GuardedExecute, RecordVerdicts, ScanSubmission
 
     profile = profile or grading_profile()
@@ -70,16 +84,25 @@ def configure(c, *, profile: str | None = None, safeguard: bool = True, scan: bo
     # ... and then each stub names its exercise: "Exercise 2 (merge): replace this line ...".
     from nbgrader.converters.generate_assignment import GenerateAssignment
 
-    from .release import _name_placeholders_preprocessor
+    from .nbgrader_steps import NamePlaceholders
 
     steps = list(GenerateAssignment.class_traits()["preprocessors"].default())
-    steps.insert(steps.index(ClearSolutions) + 1, _name_placeholders_preprocessor())
+    steps.insert(steps.index(ClearSolutions) + 1, NamePlaceholders)
     c.GenerateAssignment.preprocessors = steps
     c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 
+    from .feedback import configure_feedback
+    from .nbgrader_steps import install_alembic_head
+
+    install_alembic_head()
+    quiet_warnings()
+    configure_feedback(c)
     c.Execute.timeout = cell_timeout(profile)
+    # The grading kernel is thrown away: kill it at the end instead of asking it to exit and
+    # waiting (up to seconds on a busy machine).
+    c.Execute.shutdown_kernel = "immediate"
     c.Execute.interrupt_on_timeout = True
-    c.Execute.allow_errors = True
+    # (nbgrader's Execute always continues after an error: allow_errors is not configurable.)
     # The profile reaches the kernel through its environment (set by GuardedExecute's kernel
     # launcher), never through this process's environment.
     c.GuardedExecute.profile = profile
@@ -90,9 +113,10 @@ def configure(c, *, profile: str | None = None, safeguard: bool = True, scan: bo
     record = [RecordVerdicts] if safeguard else []
     c.Autograde.sanitize_preprocessors = [
         ClearOutput,
+        RepairMetadata,
         DeduplicateIds,
         OverwriteKernelspec,
-        OverwriteCells,
+        QuietOverwriteCells,
         CheckCellMetadata,
         *scan,
     ]

@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import config
-from ..exercises import placeholder
 from .course_dir import CourseError, temporary_course
 
 
@@ -81,46 +80,6 @@ def _looks_worked_on(existing: str, fresh: str) -> bool:
         }
 
     return solutions(old) != solutions(new) or len(old.get("cells", [])) != len(new["cells"])
-
-
-_STUB = "raise NotImplementedError()"
-
-
-def name_placeholders(nb) -> None:
-    """Replace nbgrader's bare stub in each exercise cell by one that names the exercise.
-
-    Test cells also lose their hint and nudge from the metadata: the learner's notebook
-    carries no hint text at all (they are in ``course_utils/hints/<lab>.json``).
-
-    Exercises are numbered 1, 2, ... in notebook order; the name is the exercise's grade id.
-    Runs inside ``nbgrader generate_assignment`` (:class:`NamePlaceholders`), so the
-    instructor's own nbgrader commands release exactly what ``release`` does.
-    """
-    number = 0
-    for cell in nb.cells:
-        course = cell.get("metadata", {}).get("course")
-        if isinstance(course, dict):  # hints stay out of what learners read before trying
-            course.pop("hint", None)
-            course.pop("nudge", None)
-        meta = cell.get("metadata", {}).get("nbgrader", {})
-        if cell.cell_type != "code" or not meta.get("solution") or meta.get("grade"):
-            continue
-        number += 1
-        message = placeholder(number, meta["grade_id"])
-        cell.source = cell.source.replace(_STUB, f'raise NotImplementedError("{message}")')
-
-
-def _name_placeholders_preprocessor():
-    from nbgrader.preprocessors import NbGraderPreprocessor
-
-    class NamePlaceholders(NbGraderPreprocessor):
-        """nbgrader preprocessor: runs right after ClearSolutions (see nbgrader_setup)."""
-
-        def preprocess(self, nb, resources):
-            name_placeholders(nb)
-            return nb, resources
-
-    return NamePlaceholders
 
 
 def release(

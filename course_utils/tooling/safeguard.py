@@ -29,11 +29,19 @@ from pathlib import Path
 from nbformat.notebooknode import NotebookNode
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
-from traitlets import Bool, Unicode
+from traitlets import Bool, Integer, Unicode
 
 from .call_guard import rewrite_calls, test_variable_findings, test_variables
 from .safeguard_scan import scan_source
-from .sandbox import PACKAGE_DIR, Watch, Workspace, sandboxed, site_dirs
+from .sandbox import (
+    PACKAGE_DIR,
+    Watch,
+    Workspace,
+    kernelspec_dirs,
+    package_dirs,
+    sandboxed,
+    startup_dirs,
+)
 from .trusted import KEY_VARIABLE, rewrite_imports
 
 META_KEY = "course_safeguard"
@@ -313,11 +321,15 @@ class GuardedExecute(Execute):
         help="the course's secret for hidden test cases (default: $COURSE_GRADING_SECRET); "
         "empty: the tests' own seeds",
     ).tag(config=True)
+    max_output_chars = Integer(
+        0, help="characters of output kept per cell (0: $COURSE_OUTPUT_CAP or 1,000,000)"
+    ).tag(config=True)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.kernel_manager_class = _limited_manager(self.profile)
         self._kernel_dead_at: int | None = None
+        self._output_used: dict[int, int] = {}
 
     def _course_paths(self, resources: dict) -> tuple[Path, list[Path], Path | None]:
         """(course root, folders holding solutions, gradebook file) of this grading run."""
@@ -358,14 +370,16 @@ class GuardedExecute(Execute):
         watch = None
         if not sandbox:
             watch = Watch(
-                trees=[PACKAGE_DIR, workspace.lib, *sources],
+                trees=[PACKAGE_DIR, workspace.lib, *sources, *kernelspec_dirs()],
                 files=[gradebook] if gradebook else [],
-                pth_dirs=site_dirs(),
+                pth_dirs=startup_dirs(),
+                packages=package_dirs(),
             )
         self.kernel_manager_class = _limited_manager(
             self.profile, workspace, self._key_environment(resources)
         )
         self._kernel_dead_at = None
+        self._output_used = {}
         try:
             nb, resources = super().preprocess(nb, resources, km)
         finally:
@@ -392,6 +406,28 @@ class GuardedExecute(Execute):
                 }
             )
         return nb, resources
+
+    def output(self, outs, msg, display_id, cell_index):
+        """nbclient's output handler, keeping at most the cap of a cell's output (an error,
+        the test's verdict, is always kept)."""
+        from .output_cap import NOTICE, cap
+
+        limit = self.max_output_chars or cap()
+        used = self._output_used.get(cell_index, 0)
+        content = msg.get("content", {})
+        size = len(content.get("text", "")) + sum(
+            len(v) if isinstance(v, str) else len(str(v))
+            for v in (content.get("data") or {}).values()
+        )
+        if msg.get("msg_type") == "error" or used + size <= limit:
+            self._output_used[cell_index] = used + size
+            return super().output(outs, msg, display_id, cell_index)
+        self._output_used[cell_index] = used + size
+        if used <= limit:  # the first output over the cap: say so, once
+            outs.append(
+                NotebookNode(output_type="stream", name="stdout", text=NOTICE.format(cap=limit))
+            )
+        return None
 
     def preprocess_cell(self, cell, resources, index):
         # nbclient's execute_cell is bound to its own coroutine, so recovery lives here, in

@@ -17,7 +17,9 @@ grading kernel starts inside `bubblewrap <https://github.com/containers/bubblewr
 Where bubblewrap is missing or cannot start (macOS, Windows, a container without user
 namespaces), grading still works: it says once that it runs without isolation, and
 :class:`Watch` hashes the files later gradings rely on (the package, the solutions, the
-gradebook, site-packages' ``.pth`` files) before and after each submission. A submission that
+gradebook, what Python runs at start-up: ``.pth``, ``sitecustomize.py`` and
+``usercustomize.py`` on its path, Jupyter's kernel specs, and the packages the tests import:
+torch, numpy) before and after each submission. A submission that
 changed any of them is flagged, its changes are undone, and the next submission is graded
 against the originals.
 
@@ -103,7 +105,8 @@ def describe() -> str:
         )
     return (
         f"no sandbox ({problem}): submissions run with your rights; the grader checks "
-        "the package, solutions, gradebook and .pth files after each one and undoes changes"
+        "the package, solutions, gradebook, start-up files (.pth, sitecustomize) and the "
+        "packages the tests import after each one and undoes changes"
     )
 
 
@@ -258,18 +261,84 @@ def site_dirs() -> list[Path]:
     return dirs
 
 
+# Files Python runs at start-up from any folder on its path, besides ``*.pth``.
+STARTUP_NAMES = ("sitecustomize.py", "usercustomize.py")
+
+
+def startup_dirs() -> list[Path]:
+    """Folders where a ``sitecustomize.py``/``usercustomize.py`` or ``.pth`` file would run in
+    every later Python: site-packages (also the user's, which may not exist yet) and every
+    folder on this Python's ``sys.path``."""
+    dirs = {Path(d).resolve() for d in site_dirs()}
+    for entry in sys.path:
+        if entry and Path(entry).is_dir() and not entry.endswith(".zip"):
+            dirs.add(Path(entry).resolve())
+    return sorted(dirs)
+
+
+def kernelspec_dirs() -> list[Path]:
+    """Folders of Jupyter kernel specs: a rewritten ``kernel.json`` would change the kernel
+    that later submissions run in."""
+    try:
+        from jupyter_core.paths import jupyter_path
+
+        return [Path(p) for p in jupyter_path("kernels")]
+    except ImportError:  # pragma: no cover - nbgrader needs jupyter_core
+        return []
+
+
+# Packages a test cell may import besides the course's own (watched whole, always).
+TEST_PACKAGES = ("torch", "numpy")
+
+
+def package_dirs(names=TEST_PACKAGES) -> list[Path]:
+    """Installed folders of the packages ``names`` (found without importing them)."""
+    import importlib.util
+
+    found = []
+    for name in names:
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            continue
+        for location in (spec.submodule_search_locations or []) if spec else []:
+            found.append(Path(location).resolve())
+    return found
+
+
+# A watched package file larger than this is compared by size and time stamp only (a
+# package's compiled libraries): a change is flagged, but cannot be undone from memory.
+_KEEP_BYTES = 2 * 2**20
+
+
 class Watch:
     """Integrity check for the fallback: snapshot files, then find and undo changes.
 
     ``trees`` are folders watched whole (package, solutions); ``files`` single files (the
-    gradebook); ``pth_dirs`` folders whose ``*.pth`` files are watched.
+    gradebook); ``pth_dirs`` folders whose ``*.pth``, ``sitecustomize.py`` and
+    ``usercustomize.py`` are watched (created ones too); ``packages`` installed packages the
+    tests import (torch's folder ...): their Python files are kept and restored, their
+    other files compared by size and modification time.
     """
 
-    def __init__(self, trees: list[Path], files: list[Path], pth_dirs: list[Path]):
-        self.trees = [Path(t) for t in trees if t and Path(t).is_dir()]
+    def __init__(
+        self,
+        trees: list[Path],
+        files: list[Path],
+        pth_dirs: list[Path],
+        packages: list[Path] = (),
+    ):
+        self.trees = [Path(t) for t in trees if t]  # a missing one: its creation is seen
         self.files = [Path(f) for f in files if f]
         self.pth_dirs = [Path(d) for d in pth_dirs if d]
+        self.packages = [Path(p) for p in packages if p and Path(p).is_dir()]
         self.before = self._snapshot()
+        self.stats_before = self._package_stats()
+        self.kept = {
+            path: path.read_bytes()
+            for path, (size, _mtime) in self.stats_before.items()
+            if path.suffix == ".py" and size <= _KEEP_BYTES and os.access(path, os.R_OK)
+        }
 
     def _paths(self) -> set[Path]:
         found: set[Path] = set()
@@ -281,7 +350,24 @@ class Watch:
         for folder in self.pth_dirs:
             if folder.is_dir():
                 found.update(folder.glob("*.pth"))
+                found.update(p for p in map(folder.joinpath, STARTUP_NAMES) if p.is_file())
         return found
+
+    def _package_stats(self) -> dict[Path, tuple[int, int]]:
+        stats = {}
+        for tree in self.packages:
+            for folder, dirs, names in os.walk(tree):
+                dirs[:] = [d for d in dirs if d != "__pycache__"]
+                for name in names:
+                    if name.endswith(".pyc"):
+                        continue
+                    path = Path(folder, name)
+                    try:
+                        info = path.lstat()
+                    except OSError:
+                        continue
+                    stats[path] = (info.st_size, info.st_mtime_ns)
+        return stats
 
     def _snapshot(self) -> dict[Path, bytes]:
         snapshot = {}
@@ -292,6 +378,13 @@ class Watch:
                 continue
         return snapshot
 
+    @staticmethod
+    def _put_back(path: Path, data: bytes) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists() and not os.access(path, os.W_OK):
+            path.chmod(path.stat().st_mode | stat.S_IWUSR)
+        path.write_bytes(data)
+
     def restore(self) -> list[str]:
         """Undo every change since the snapshot; return what had changed (one line each)."""
         after = self._snapshot()
@@ -299,11 +392,25 @@ class Watch:
         for path, data in self.before.items():
             if after.get(path) != data:
                 changes.append(f"{'changed' if path in after else 'deleted'} {path}")
-                path.parent.mkdir(parents=True, exist_ok=True)
-                if path.exists() and not os.access(path, os.W_OK):
-                    path.chmod(path.stat().st_mode | stat.S_IWUSR)
-                path.write_bytes(data)
+                self._put_back(path, data)
         for path in sorted(set(after) - set(self.before)):
+            changes.append(f"added {path}")
+            path.unlink(missing_ok=True)
+        stats = self._package_stats()
+        for path, signature in self.stats_before.items():
+            if stats.get(path) == signature:
+                continue
+            if path in self.kept:
+                if path.exists() and path.read_bytes() == self.kept[path]:
+                    continue  # touched, not changed
+                changes.append(f"{'changed' if path in stats else 'deleted'} {path}")
+                self._put_back(path, self.kept[path])
+            else:
+                changes.append(
+                    f"{'changed' if path in stats else 'deleted'} {path} (NOT undone: "
+                    "reinstall that package)"
+                )
+        for path in sorted(set(stats) - set(self.stats_before)):
             changes.append(f"added {path}")
             path.unlink(missing_ok=True)
         return sorted(changes)

@@ -194,3 +194,16 @@ def test_the_readmes_instructor_steps_work_on_a_fresh_copy(tmp_path):
     grades = (tmp_path / "grades.csv").read_text()
     assert "ada" in grades and "bob" in grades
     assert (tmp_path / "feedback" / "ada" / LAB / f"{LAB}.html").is_file()
+
+
+def test_a_cell_whose_source_is_not_text(tmp_path):
+    """Issue 21: one clear line and exit 2 (it was a bare NotebookValidationError); the file
+    is not touched. (A renamed exercise is repaired and graded: see test_robustness.py.)"""
+    nb = load(student_path(LAB))
+    cell = next(c for c in nb["cells"] if c["metadata"].get("nbgrader", {}).get("solution"))
+    cell["source"] = 42
+    path = save(nb, tmp_path / LAB / f"{LAB}.ipynb")
+    before = path.read_bytes()
+    result = run_cli("grade", str(path))
+    _one_line_exit_2(result, "source is not text")
+    assert path.read_bytes() == before

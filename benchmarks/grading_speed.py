@@ -1,0 +1,260 @@
+"""Where grading time goes, per submission and per lab, and the throughput of parallel autograde.
+
+    OMP_WAIT_POLICY=PASSIVE python benchmarks/grading_speed.py [--labs LAB ...] [--class N]
+        [--jobs 1 2] [--skip-breakdown] [--skip-throughput]
+
+1. Breakdown (each lab's solution notebook, smoke profile, graded in this process through
+   ``course_utils.tooling.grading.grade``, as nbgrader autograde does it): wall and CPU seconds
+   (this process from ``getrusage``, and the kernel's processes read from ``/proc`` as each
+   cell starts: so the kernel's CPU in the last cell is left out), split into
+   sandbox set-up (the kernel's workspace), kernel start (process, sandbox, ipykernel and the
+   trusted checks, which import torch), each cell, and the rest (nbgrader: the temporary
+   course, generate_assignment, the gradebook, sanitising, saving). The cells are grouped as
+   "first cell" (the lab's imports) and "other cells"; ``--cells`` prints every cell.
+2. Throughput: a class of ``--class`` copies (default 4) of lab 00's solution graded by
+   ``python -m course_utils autograde --jobs J`` for each J of ``--jobs`` (default 1 and 2),
+   wall and CPU seconds, and the speed-up over one job.
+3. From the CPU seconds per submission, the time a class of 200 takes per lab on a 16-core
+   server with 16 jobs (CPU-bound: CPU seconds x 200 / 16).
+
+The machine's load average is printed with every figure: on a shared machine wall times are
+inflated by others' work, CPU seconds much less.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def _cpu() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+class Timer:
+    """Wall-clock spans recorded by wrapping the grader's methods."""
+
+    def __init__(self):
+        self.spans: list[tuple[str, float]] = []
+
+    def wrap(self, owner, name, label, is_async=False):
+        original = getattr(owner, name)
+        spans = self.spans
+
+        if is_async:
+
+            async def wrapper(*args, **kwargs):
+                start = time.perf_counter()
+                try:
+                    return await original(*args, **kwargs)
+                finally:
+                    spans.append(
+                        (label(args) if callable(label) else label, time.perf_counter() - start)
+                    )
+
+        else:
+
+            def wrapper(*args, **kwargs):
+                start = time.perf_counter()
+                try:
+                    return original(*args, **kwargs)
+                finally:
+                    spans.append(
+                        (label(args) if callable(label) else label, time.perf_counter() - start)
+                    )
+
+        setattr(owner, name, wrapper)
+        return original
+
+
+def descendants_cpu() -> float:
+    """CPU seconds used so far by the live processes below this one (the grading kernel:
+    its CPU would be lost to getrusage when the sandbox is killed rather than waited for)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parents, cpu = {}, {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(fields[1])
+        cpu[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
+    total, me = 0.0, os.getpid()
+    for pid in cpu:
+        ancestor = parents.get(pid)
+        while ancestor and ancestor != me:
+            ancestor = parents.get(ancestor)
+        if ancestor == me:
+            total += cpu[pid]
+    return total
+
+
+KERNEL_CPU: list[float] = []
+
+
+def _cell_label(args) -> str:
+    KERNEL_CPU.append(descendants_cpu())
+    cell, index = args[1], args[3]
+    grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+    first = next((line for line in cell.source.splitlines() if line.strip()), "")[:40]
+    return f"cell {index:2d} {grade_id or first}"
+
+
+def breakdown(lab: str, show_cells: bool) -> dict:
+    from nbclient import NotebookClient
+
+    from course_utils.tooling import safeguard, sandbox
+    from course_utils.tooling.grading import grade
+
+    timer = Timer()
+    restore = [
+        (sandbox.Workspace, "create", timer.wrap(sandbox.Workspace, "create", "sandbox set-up")),
+        (
+            NotebookClient,
+            "start_new_kernel",
+            timer.wrap(NotebookClient, "start_new_kernel", "kernel start"),
+        ),
+        (
+            NotebookClient,
+            "start_new_kernel_client",
+            timer.wrap(NotebookClient, "start_new_kernel_client", "kernel start"),
+        ),
+        (
+            safeguard.GuardedExecute,
+            "preprocess_cell",
+            timer.wrap(safeguard.GuardedExecute, "preprocess_cell", _cell_label),
+        ),
+    ]
+    KERNEL_CPU.clear()
+    try:
+        own0, wall0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+        report = grade(ROOT / "solutions" / lab / f"{lab}.ipynb", progress=lambda line: None)
+        wall = time.perf_counter() - wall0
+        own1 = resource.getrusage(resource.RUSAGE_SELF)
+        grader_cpu = own1.ru_utime + own1.ru_stime - own0.ru_utime - own0.ru_stime
+        kernel_cpu = max(KERNEL_CPU, default=0.0)
+        cpu = grader_cpu + kernel_cpu
+    finally:
+        for owner, name, original in restore:
+            setattr(owner, name, original)
+    parts: dict[str, float] = {}
+    cells = [(label, t) for label, t in timer.spans if label.startswith("cell")]
+    for label, seconds in timer.spans:
+        if not label.startswith("cell"):
+            parts[label] = parts.get(label, 0.0) + seconds
+    code_cells = [(label, t) for label, t in cells if t > 0.0005]
+    parts["first cell (imports)"] = code_cells[0][1] if code_cells else 0.0
+    parts["other cells"] = sum(t for _, t in code_cells[1:])
+    parts["nbgrader and the rest"] = wall - sum(parts.values())
+    result = {
+        "lab": lab,
+        "score": f"{report.score:g}/{report.max_score:g}",
+        "wall_s": round(wall, 2),
+        "cpu_s": round(cpu, 2),
+        "grader_cpu_s": round(grader_cpu, 2),
+        "kernel_cpu_s": round(kernel_cpu, 2),
+        "load": round(os.getloadavg()[0], 2),
+        "parts_s": {k: round(v, 2) for k, v in parts.items()},
+    }
+    if show_cells:
+        result["cells_s"] = [(label, round(t, 3)) for label, t in cells]
+    return result
+
+
+def throughput(students: int, jobs_list: list[int]) -> list[dict]:
+    lab = "00_start_here"
+    results = []
+    with tempfile.TemporaryDirectory(prefix="grading-speed-") as tmp:
+        base = Path(tmp) / "base"
+        (base / "solutions" / lab).mkdir(parents=True)
+        shutil.copy2(ROOT / "solutions" / lab / f"{lab}.ipynb", base / "solutions" / lab)
+        shutil.copy2(ROOT / "nbgrader_config.py", base)
+        env = {
+            **os.environ,
+            "COURSE_PROFILE": "smoke",
+            "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"],
+            "PYTHONPATH": str(ROOT),
+        }
+        subprocess.run(
+            [sys.executable, "-m", "nbgrader", "generate_assignment", lab, "--force"],
+            cwd=base, env=env, check=True, capture_output=True,
+        )  # fmt: skip
+        for index in range(students):
+            target = base / "submitted" / f"s{index:03d}" / lab / f"{lab}.ipynb"
+            target.parent.mkdir(parents=True)
+            shutil.copy2(ROOT / "solutions" / lab / f"{lab}.ipynb", target)
+        for jobs in jobs_list:
+            course = Path(tmp) / f"jobs{jobs}"
+            shutil.copytree(base, course)
+            env["COURSE_ROOT"] = str(course)
+            cpu0, wall0 = _cpu(), time.perf_counter()
+            done = subprocess.run(
+                [sys.executable, "-m", "course_utils", "autograde", lab, "--jobs", str(jobs)],
+                cwd=course, env=env, capture_output=True, text=True,
+            )  # fmt: skip
+            wall, cpu = time.perf_counter() - wall0, _cpu() - cpu0
+            if done.returncode != 0:
+                raise SystemExit(done.stdout + done.stderr)
+            results.append(
+                {
+                    "jobs": jobs,
+                    "students": students,
+                    "wall_s": round(wall, 1),
+                    "cpu_s": round(cpu, 1),
+                    "wall_per_submission_s": round(wall / students, 2),
+                    "cpu_per_submission_s": round(cpu / students, 2),
+                    "load": round(os.getloadavg()[0], 2),
+                }
+            )
+            print(json.dumps(results[-1]), flush=True)
+    return results
+
+
+def main() -> None:
+    from course_utils import config
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--labs", nargs="*", default=list(config.LAB_NAMES))
+    parser.add_argument("--class", dest="students", type=int, default=4)
+    parser.add_argument("--jobs", type=int, nargs="*", default=[1, 2])
+    parser.add_argument("--cells", action="store_true", help="print every cell's time")
+    parser.add_argument("--skip-breakdown", action="store_true")
+    parser.add_argument("--skip-throughput", action="store_true")
+    args = parser.parse_args()
+    os.environ["COURSE_PROFILE"] = "smoke"
+    print(f"CPUs usable: {os.cpu_count()}, load {os.getloadavg()}")
+    if not args.skip_breakdown:
+        for lab in args.labs:
+            result = breakdown(lab, args.cells)
+            print(json.dumps(result), flush=True)
+            print(
+                f"  -> class of 200 on a 16-core server with 16 jobs: "
+                f"{result['cpu_s'] * 200 / 16 / 60:.1f} min of {lab} (from CPU seconds)",
+                flush=True,
+            )
+    if not args.skip_throughput:
+        results = throughput(args.students, args.jobs)
+        if len(results) > 1:
+            one = results[0]["wall_s"]
+            for result in results[1:]:
+                print(f"speed-up with {result['jobs']} jobs: {one / result['wall_s']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

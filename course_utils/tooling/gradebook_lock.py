@@ -1,0 +1,159 @@
+"""One writer at a time in nbgrader's SQLite gradebook, across processes.
+
+Every :class:`nbgrader.api.Gradebook` of a process that called :func:`install` holds an
+exclusive ``flock`` on ``<gradebook>.lock`` from the moment it is opened until it is closed.
+
+``python -m course_utils.tooling.gradebook_lock ARGS`` runs ``nbgrader ARGS`` so (the
+instructor's own command, reading ``nbgrader_config.py`` in the working folder).
+
+``python -m course_utils.tooling.gradebook_lock --serve LAB`` is one worker of ``python -m
+course_utils autograde --jobs N`` (see :mod:`course_utils.tooling.autograde`): it loads the
+course's nbgrader configuration once, then reads student ids from standard input, one a line,
+runs nbgrader's own autograde for each (``NbGraderAPI.autograde``, what ``nbgrader autograde
+LAB --student S --force`` runs) and answers each with one line on standard output:
+``@@course-autograde@@ {"student": ..., "success": ..., "log": ...}``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import threading
+from pathlib import Path
+
+_held: dict[str, list] = {}  # lock path -> [file descriptor, depth] (re-entrant per process)
+_mutex = threading.RLock()
+
+
+def _lock_path(db_url_or_path: str | Path) -> Path | None:
+    text = str(db_url_or_path)
+    if text.startswith("sqlite:///"):
+        text = text[len("sqlite:///") :]
+    elif "://" in text:
+        return None  # not a file (another database server does its own locking)
+    return Path(text).resolve().with_name(Path(text).name + ".lock")
+
+
+def acquire(db: str | Path) -> None:
+    path = _lock_path(db)
+    if path is None:
+        return
+    _mutex.acquire()
+    key = str(path)
+    if key in _held:
+        _held[key][1] += 1
+        return
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        import fcntl
+
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    except ImportError:  # pragma: no cover - Windows: autograde runs one job there
+        pass
+    _held[key] = [fd, 1]
+
+
+def release(db: str | Path) -> None:
+    path = _lock_path(db)
+    if path is None:
+        return
+    key = str(path)
+    entry = _held.get(key)
+    if entry is None:
+        return
+    entry[1] -= 1
+    if entry[1] == 0:
+        del _held[key]
+        os.close(entry[0])  # closing the descriptor releases the flock
+    _mutex.release()
+
+
+@contextlib.contextmanager
+def gradebook_lock(db: str | Path):
+    acquire(db)
+    try:
+        yield
+    finally:
+        release(db)
+
+
+def install() -> None:
+    """Make every nbgrader Gradebook of this process hold the lock while it is open."""
+    from nbgrader.api import Gradebook
+
+    if getattr(Gradebook, "_course_locked", False):
+        return
+    original_init, original_close = Gradebook.__init__, Gradebook.close
+
+    def __init__(self, db_url, *args, **kwargs):
+        acquire(db_url)
+        self._course_lock = db_url
+        try:
+            original_init(self, db_url, *args, **kwargs)
+        except BaseException:
+            del self._course_lock
+            release(db_url)
+            raise
+
+    def close(self):
+        try:
+            original_close(self)
+        finally:
+            db = self.__dict__.pop("_course_lock", None)
+            if db is not None:
+                release(db)
+
+    Gradebook.__init__, Gradebook.close = __init__, close
+    Gradebook._course_locked = True
+
+
+MARK = "@@course-autograde@@ "
+
+
+def serve(lab: str) -> int:
+    """Grade the students named on standard input, one at a time (see the module's doc)."""
+    import json
+    import warnings
+
+    warnings.simplefilter("ignore")  # nbgrader's database layer; never the learner's
+    install()
+    from nbgrader.apps import NbGraderAPI
+    from nbgrader.apps.nbgraderapp import NbGraderApp
+
+    app = NbGraderApp()
+    app.initialize([])  # reads nbgrader_config.py in the working folder, as `nbgrader` does
+    api = NbGraderAPI(config=app.config)
+    out = sys.stdout
+    sys.stdout = sys.stderr  # nothing but answers on the real standard output
+    for line in sys.stdin:
+        student = line.strip()
+        if not student:
+            continue
+        try:
+            result = api.autograde(lab, student, force=True, create=True)
+        except Exception as error:  # noqa: BLE001 - one student's failure, reported
+            result = {"success": False, "error": repr(error), "log": ""}
+        answer = {
+            "student": student,
+            "success": bool(result.get("success")),
+            "log": (result.get("log") or "")[-4000:],
+            "error": (result.get("error") or "")[-4000:],
+        }
+        out.write(MARK + json.dumps(answer) + "\n")
+        out.flush()
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["--serve"] and len(argv) == 2:
+        return serve(argv[1])
+    install()
+    from nbgrader.apps.nbgraderapp import NbGraderApp
+
+    NbGraderApp.launch_instance(argv=argv)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,239 @@
+"""The course's own nbgrader preprocessors (besides the safeguard's), used by
+:func:`course_utils.tooling.nbgrader_setup.configure`.
+
+The tooling modules import in one direction: ``cli`` -> ``release``/``grading``/``autograde``
+-> ``course_dir`` -> ``nbgrader_setup`` -> ``nbgrader_steps``/``safeguard`` -> ``sandbox``.
+Nothing here imports ``release``, ``grading`` or ``course_dir``.
+
+- :class:`NamePlaceholders` (generate_assignment): each exercise's stub names its exercise.
+- :class:`RepairMetadata` (autograde, before nbgrader's ``OverwriteCells``): undoes what
+  editing in JupyterLab can do to nbgrader's metadata (:func:`repair`), so that ``nbgrader
+  autograde`` grades such a notebook instead of stopping with "Inconsistent checksums" or
+  "Notebook failed to validate"; ``python -m course_utils grade`` runs the same function.
+- :class:`QuietOverwriteCells`: nbgrader's ``OverwriteCells`` without its false alarm
+  "Attribute 'checksum' ... has changed" for every untouched test cell with hidden tests
+  (the release removed them; restoring them is the point). An edited locked cell is still
+  reported, in one line.
+- :func:`alembic_head`: the gradebook schema's version, read in this process (nbgrader runs
+  the ``alembic`` command for it each time it creates a gradebook: 3-4 CPU seconds, the
+  largest single cost of ``grade``, which creates one per notebook).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+
+from nbgrader.preprocessors import NbGraderPreprocessor, OverwriteCells
+
+from ..exercises import placeholder
+
+_STUB = "raise NotImplementedError()"
+
+
+def name_placeholders(nb) -> None:
+    """Replace nbgrader's bare stub in each exercise cell by one that names the exercise.
+
+    Test cells also lose their hint and nudge from the metadata: the learner's notebook
+    carries no hint text at all (they are in ``course_utils/hints/<lab>.json``).
+
+    Exercises are numbered 1, 2, ... in notebook order; the name is the exercise's grade id.
+    Runs inside ``nbgrader generate_assignment`` (:class:`NamePlaceholders`), so the
+    instructor's own nbgrader commands release exactly what ``release`` does.
+    """
+    number = 0
+    for cell in nb.cells:
+        course = cell.get("metadata", {}).get("course")
+        if isinstance(course, dict):  # hints stay out of what learners read before trying
+            course.pop("hint", None)
+            course.pop("nudge", None)
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if cell.cell_type != "code" or not meta.get("solution") or meta.get("grade"):
+            continue
+        number += 1
+        message = placeholder(number, meta["grade_id"])
+        cell.source = cell.source.replace(_STUB, f'raise NotImplementedError("{message}")')
+
+
+class NamePlaceholders(NbGraderPreprocessor):
+    """nbgrader preprocessor: runs right after ClearSolutions (see nbgrader_setup)."""
+
+    def preprocess(self, nb, resources):
+        name_placeholders(nb)
+        return nb, resources
+
+
+@functools.cache
+def alembic_head() -> str:
+    """What ``alembic heads`` prints for nbgrader's migrations (their newest revision)."""
+    import nbgrader
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(Path(nbgrader.__file__).parent / "alembic"))
+    return ScriptDirectory.from_config(config).get_current_head()
+
+
+def install_alembic_head() -> None:
+    """Make nbgrader read the schema version in this process instead of running ``alembic``."""
+    import nbgrader.api
+
+    nbgrader.api.get_alembic_version = alembic_head
+
+
+def _grade_id(cell) -> str | None:
+    meta = cell.get("metadata", {}).get("nbgrader") if isinstance(cell, dict) else None
+    return meta.get("grade_id") if isinstance(meta, dict) else None
+
+
+def check_sources(data: dict) -> str:
+    """'' when every cell's source is text, else one line saying which cell is not."""
+    for index, cell in enumerate(data.get("cells", [])):
+        if not isinstance(cell, dict):
+            return f"cell {index + 1} is not a notebook cell (the file was edited by hand?)"
+        source = cell.get("source", "")
+        if isinstance(source, list) and all(isinstance(line, str) for line in source):
+            continue
+        if not isinstance(source, str):
+            return (
+                f"cell {index + 1}'s source is not text (it is {type(source).__name__}); "
+                "the file was edited outside JupyterLab: restore that cell"
+            )
+    return ""
+
+
+def repair(data: dict, released: dict) -> list[str]:
+    """Undo what editing in JupyterLab can do to nbgrader's metadata, in place; return notes.
+
+    ``released`` is the notebook as released (its metadata is the reference).
+
+    - a copied exercise or test cell carries the original's metadata: the copy keeps its
+      code but is graded as a cell the learner added;
+    - a cell whose grade id was edited (a renamed exercise) gets its released metadata back
+      when its cell id is that of a released cell; otherwise it is graded as a cell the
+      learner added;
+    - a locked cell whose metadata was edited gets the released metadata back (nbgrader then
+      restores its code, as for any locked cell);
+    - duplicate cell ids (nbformat requires unique ones) are renumbered.
+    """
+    notes = []
+    reference = {_grade_id(c): c["metadata"]["nbgrader"] for c in released["cells"] if _grade_id(c)}
+    by_cell_id = {c.get("id"): _grade_id(c) for c in released["cells"] if _grade_id(c)}
+    present = {_grade_id(c) for c in data["cells"]}
+    seen: set[str] = set()
+    ids: set[str] = set()
+    for index, cell in enumerate(data["cells"]):
+        if not isinstance(cell, dict):
+            continue
+        cell.setdefault("metadata", {})
+        grade_id = _grade_id(cell)
+        if grade_id is not None and grade_id not in reference:
+            original = by_cell_id.get(cell.get("id"))
+            if original and original not in present:
+                notes.append(
+                    f"cell {index + 1} had its grade id changed from {original!r} to "
+                    f"{grade_id!r}; it was graded as {original!r}"
+                )
+                cell["metadata"]["nbgrader"] = dict(reference[original])
+                present.add(original)
+            else:
+                notes.append(
+                    f"cell {index + 1} has grade id {grade_id!r}, which is not one of this "
+                    "lab's; it was graded as a cell you added"
+                )
+                del cell["metadata"]["nbgrader"]
+            grade_id = _grade_id(cell)
+        elif grade_id is None and isinstance(cell["metadata"].get("nbgrader"), dict):
+            if any(cell["metadata"]["nbgrader"].get(k) for k in ("grade", "solution", "locked")):
+                del cell["metadata"]["nbgrader"]  # grading settings without a grade id
+        if grade_id in seen:
+            del cell["metadata"]["nbgrader"]
+            notes.append(
+                f"cell {index + 1} is a copy of {grade_id!r} (with its grading settings); it was "
+                "graded as a cell you added, and the first copy as the exercise"
+            )
+            grade_id = None
+        if grade_id in reference:
+            seen.add(grade_id)
+            if cell["metadata"]["nbgrader"] != reference[grade_id]:
+                if reference[grade_id].get("locked") or cell["metadata"]["nbgrader"].get("locked"):
+                    notes.append(
+                        f"cell {index + 1} ({grade_id!r}) had its grading settings edited; "
+                        "it was graded as released"
+                    )
+                cell["metadata"]["nbgrader"] = dict(reference[grade_id])
+        cell_id = cell.get("id")
+        if isinstance(cell_id, str):
+            while cell_id in ids:
+                cell_id = f"{cell_id}-{index}"
+            cell["id"] = cell_id
+            ids.add(cell_id)
+    return notes
+
+
+def _released_notebook(config, info: dict) -> dict | None:
+    """The released notebook of this submission (the course's ``notebooks/``), if there."""
+    course = config.get("CourseDirectory", {})
+    root = Path(course.get("root", ".")).resolve()
+    release = course.get("release_directory", "release")
+    path = root / release / info["assignment"] / f"{info['notebook']}.ipynb"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+class RepairMetadata(NbGraderPreprocessor):
+    """:func:`repair` inside ``nbgrader autograde`` (see the module's doc); the notes go to the
+    log and into the notebook's metadata (``course_repairs``)."""
+
+    def preprocess(self, nb, resources):
+        released = _released_notebook(self.config, resources.get("nbgrader", {}))
+        if released is None:
+            self.log.warning("cannot find the released notebook: metadata not repaired")
+            return nb, resources
+        notes = repair(nb, released)
+        for note in notes:
+            self.log.warning("repaired: %s", note)
+        if notes:
+            nb.metadata["course_repairs"] = notes
+        return nb, resources
+
+
+def _without_hidden_tests(source: str) -> str:
+    out, hidden = [], False
+    for line in source.splitlines(keepends=True):
+        if line.strip() == "### BEGIN HIDDEN TESTS":
+            hidden = True
+        elif line.strip() == "### END HIDDEN TESTS":
+            hidden = False
+        elif not hidden:
+            out.append(line)
+    return "".join(out)
+
+
+class QuietOverwriteCells(OverwriteCells):
+    """nbgrader's OverwriteCells, quiet about restoring the hidden tests of an untouched cell."""
+
+    def preprocess_cell(self, cell, resources, cell_index):
+        self._untouched = False
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if grade_id is not None:
+            try:
+                source = self.gradebook.find_source_cell(
+                    grade_id, self.notebook_id, self.assignment_id
+                ).source
+            except Exception:  # noqa: BLE001 - nbgrader reports a missing cell itself
+                source = None
+            if source is not None and cell.source.strip() == _without_hidden_tests(source).strip():
+                self._untouched = True
+        return super().preprocess_cell(cell, resources, cell_index)
+
+    def report_change(self, name, attr, old, new):
+        if attr == "checksum":
+            if not getattr(self, "_untouched", False):
+                self.log.warning("cell %s was edited; it was graded as released", name)
+            return
+        super().report_change(name, attr, old, new)

@@ -1,0 +1,144 @@
+"""``python -m course_utils autograde LAB --jobs N`` (issue 21): a class graded in parallel
+gets the same gradebook as one job, and the same as plain ``nbgrader autograde``.
+
+One course folder (lab 00, the fastest) is set up once for the module; three submissions
+(solved, untouched, one exercise wrong) are graded with one job, then again with two, each
+time into a fresh gradebook. About 40 s of CPU in the smoke profile."""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import ROOT, load, replace_solution, run_cli, save, solution_path, student_path
+
+pytestmark = pytest.mark.slow
+LAB = "00_start_here"
+WRONG = (
+    "def bigram_counts(ids, vocab_size):\n"
+    "    import torch\n\n"
+    "    return torch.zeros(vocab_size, vocab_size)\n"
+)
+
+
+def _env(root: Path) -> dict:
+    return {
+        "COURSE_ROOT": str(root),
+        "COURSE_PROFILE": "smoke",
+        "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"],
+    }
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory):
+    root = tmp_path_factory.mktemp("class")
+    (root / "solutions" / LAB).mkdir(parents=True)
+    shutil.copy2(solution_path(LAB), root / "solutions" / LAB)
+    shutil.copy2(ROOT / "nbgrader_config.py", root)
+    done = subprocess.run(
+        [sys.executable, "-m", "nbgrader", "generate_assignment", LAB, "--force"],
+        cwd=root, env={**os.environ, **_env(root)}, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    wrong = replace_solution(load(solution_path(LAB)), "bigram_counts", WRONG)
+    for student, nb in (
+        ("ada", load(solution_path(LAB))),
+        ("bob", load(student_path(LAB))),
+        ("cy", wrong),
+    ):
+        save(nb, root / "submitted" / student / LAB / f"{LAB}.ipynb")
+    return root
+
+
+def _grades(root: Path) -> dict:
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
+        return {
+            student: {g.name: (g.auto_score, g.max_score) for g in sub.grades}
+            | {"code_score": sub.code_score}
+            for student in ("ada", "bob", "cy")
+            for sub in [gb.find_submission_notebook(LAB, LAB, student)]
+        }
+
+
+def _fresh(course: Path, name: str) -> Path:
+    """A copy of the course with the gradebook as generate_assignment left it."""
+    copy = course.parent / name
+    shutil.copytree(course, copy)
+    return copy
+
+
+@pytest.fixture(scope="module")
+def graded(course):
+    """{jobs: course folder graded with that many jobs}, for 1 and 2."""
+    roots = {}
+    for jobs in (1, 2):
+        root = _fresh(course, f"jobs{jobs}")
+        done = run_cli("autograde", LAB, "--jobs", str(jobs), cwd=root, env=_env(root))
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert f"{min(jobs, 3)} at a time" in done.stdout, done.stdout
+        assert "3 of 3 graded" in done.stdout, done.stdout
+        assert (root / "autograded" / "cy" / LAB / f"{LAB}.ipynb").is_file()
+        roots[jobs] = root
+    return roots
+
+
+def test_two_jobs_give_the_gradebook_of_one(graded):
+    results = {jobs: _grades(root) for jobs, root in graded.items()}
+    assert results[1] == results[2]
+    one = results[1]
+    full = sum(max_score for key, (_, max_score) in _items(one["ada"]))
+    assert one["ada"]["code_score"] == full > 0
+    assert one["bob"]["code_score"] == 0
+    assert 0 < one["cy"]["code_score"] < full  # pick_device right, bigram_counts wrong
+
+
+def test_feedback_page_a_student_can_use(graded):
+    """nbgrader generate_feedback with the course's config: each exercise by name with its
+    points, the check's message and hint; no hidden tests, no grader frames; lines wrap; and
+    none of the warnings an instructor used to see on every run."""
+    root = graded[2]
+    done = subprocess.run(
+        [sys.executable, "-m", "nbgrader", "generate_feedback", LAB, "--force"],
+        cwd=root, env={**os.environ, **_env(root)}, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    log = done.stdout + done.stderr
+    for noise in ("is not absolute", "not recognized by", "SAWarning", "has changed"):
+        assert noise not in log, log
+    page = (root / "feedback" / "cy" / LAB / f"{LAB}.html").read_text(encoding="utf-8")
+    text = html.unescape(re.sub(r"<[^>]+>", " ", page))
+    assert re.search(r"Exercise 1:\s+pick_device\s+\(1\.0 / 1\.0 points", text), text[:3000]
+    assert re.search(r"Exercise 2:\s+bigram_counts\s+\(0\.0 / 2\.0 points", text)
+    assert "✗ failed" in text and "✓ passed" in text
+    assert "Hint: Pair ids[:-1] with ids[1:]" in text  # bigram_counts' hint, under it
+    assert "BEGIN HIDDEN TESTS" not in page and "hidden tests: run by the grader" in page
+    assert "__course_checks__" not in page and "site-packages" not in page
+    assert "course_utils/checks.py" not in page
+    assert "white-space: pre-wrap" in page
+    assert "Test cell</a>" not in page  # no anonymous links
+
+
+def _items(grades: dict):
+    return [(k, v) for k, v in grades.items() if k != "code_score"]
+
+
+def test_bad_requests_are_one_line(course, tmp_path):
+    done = run_cli("autograde", LAB, "--jobs", "0", cwd=course, env=_env(course))
+    assert done.returncode == 2 and "expected 1 or more jobs" in done.stderr
+    empty = tmp_path / "empty"
+    (empty / "solutions").mkdir(parents=True)
+    shutil.copy2(ROOT / "nbgrader_config.py", empty)
+    done = run_cli("autograde", LAB, cwd=empty, env=_env(empty))
+    assert done.returncode == 2 and done.stderr.startswith("error: no submissions"), done.stderr
+    (empty / "submitted" / "ada" / LAB).mkdir(parents=True)
+    done = run_cli("autograde", LAB, cwd=empty, env=_env(empty))
+    assert done.returncode == 2 and "generate_assignment" in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
