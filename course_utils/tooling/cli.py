@@ -6,6 +6,8 @@
 - ``grade PATH [--lab LAB] [--profile P] [--json] [--fail-under N]``: grade a notebook, never
   changing it; exit 0 whatever the score, unless ``--fail-under N`` (exit 1 below N points)
 - ``start [LAB]``: JupyterLab at the course folder, with a lab open (default: lab 00)
+- ``classroom setup|roster ...``: a class on one server, JupyterHub + nbgrader's exchange
+  (root; see :mod:`course_utils.tooling.classroom`)
 
 Mistakes (unknown lab, missing file, not a notebook) print one line and exit with code 2.
 """
@@ -77,6 +79,10 @@ def _parser() -> argparse.ArgumentParser:
     start.add_argument(
         "--print-command", action="store_true", help="print the command, start nothing"
     )
+    classroom = sub.add_parser(
+        "classroom", help="a class on one server: `classroom setup`, `classroom roster CSV`"
+    )  # dispatched by main() before parsing
+    classroom.add_argument("args", nargs=argparse.REMAINDER)
     return parser
 
 
@@ -97,6 +103,11 @@ def _check_labs(labs: list[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["classroom"]:  # its own parser (argparse.REMAINDER drops leading options)
+        from .classroom import main as classroom_main
+
+        return classroom_main(argv[1:])
     args = _parser().parse_args(argv)
     try:
         if args.command == "doctor":
