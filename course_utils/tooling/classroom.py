@@ -262,8 +262,9 @@ def add_roster(paths: Paths, roster_csv: Path) -> Path:
     course, grader = settings["COURSE_ID"], settings["COURSE_GRADER"]
     # 1. Unix accounts.
     passwords = paths.hub_etc / "new-passwords.csv"
-    with passwords.open("a") as handle:
-        os.chmod(passwords, 0o600)
+    with os.fdopen(
+        os.open(passwords, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "a"
+    ) as handle:
         for student in students:
             password = ensure_user(student["username"])
             if password:
@@ -278,6 +279,8 @@ def add_roster(paths: Paths, roster_csv: Path) -> Path:
         if new:
             hub_api(settings, "POST", "/users", {"usernames": new})
         hub_api(settings, "POST", f"/groups/nbgrader-{course}/users", {"users": names})
+    except urllib.error.HTTPError as error:
+        raise ClassroomError(f"the hub refused the roster: {error}") from None
     except (urllib.error.URLError, OSError) as error:
         print(f"the hub is not running ({error}); it adds the roster when it starts")
     # 3. nbgrader's gradebook, as the course account, in the course folder.

@@ -276,6 +276,19 @@ def hub():
         shutil.rmtree(prefix, ignore_errors=True)
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+def _get_without_redirect(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.build_opener(_NoRedirect).open(url, timeout=30) as response:
+            return response.status, ""
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers.get("Location", "")
+
+
 def spawn(hub: Hub, user: str) -> None:
     with contextlib.suppress(urllib.error.HTTPError):  # 400: already running
         hub.api("POST", f"/users/{user}/server")
@@ -346,6 +359,15 @@ def test_a_term_in_a_class(hub: Hub):
         "from course_utils.profiles import apply_threads; print(apply_threads())",
     ).stdout.split()  # fmt: skip
     assert threads[-1] == "1"
+
+    # The course's formgrader runs as the course account, behind the hub's login.
+    grader = [
+        pid for pid in pids_of(inst)
+        if b"formgrader" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    ]  # fmt: skip
+    assert grader, "the formgrader service does not run as the course account"
+    status, location = _get_without_redirect(f"{hub.url}/services/{COURSE}/formgrader")
+    assert status == 302 and "/hub/" in location, (status, location)
 
     # The instructor releases lab 00 and lab 04 through the exchange.
     for lab in (LAB00, LAB04):
