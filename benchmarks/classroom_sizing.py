@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 from course_utils import config  # noqa: E402
 
 SESSION_S = 50 * 60  # one lab session
-SERVER_MIB = 160  # a learner's jupyterhub-singleuser, measured in tests/classroom (RSS)
+SERVER_MIB = 160  # RSS of a jupyterhub-singleuser server, seen while tests/classroom ran
 
 RUN = """
 import sys, nbformat

@@ -124,6 +124,11 @@ if setting("COURSE_FORMGRADER", "1") == "1" and Path(COURSE_DIR).is_dir():
                 "JUPYTERHUB_DEFAULT_URL": "/formgrader",
                 "JUPYTER_CONFIG_PATH": JUPYTER_CONFIG,
                 "PATH": f"{ENV / 'bin'}:/usr/local/bin:/usr/bin:/bin",
+                # ---- per-course secret for the hidden tests (issue 21) -------------------
+                # It belongs here (the course account grades) or in the course folder's
+                # nbgrader_config.py, never in c.Spawner.environment (learners). If it is an
+                # environment variable, pass it through from classroom.env, e.g.
+                # "COURSE_SECRET": setting("COURSE_SECRET", ""),
             },
             "oauth_no_confirm": True,
         }
@@ -157,7 +162,6 @@ c.Spawner.environment = {
     "OMP_WAIT_POLICY": "PASSIVE",  # idle PyTorch threads sleep instead of spinning
     "JUPYTER_CONFIG_PATH": JUPYTER_CONFIG,  # the shared nbgrader_config.py: exchange, course id
     "PATH": f"{ENV / 'bin'}:/usr/local/bin:/usr/bin:/bin",
-    # ---- per-course secret for the hidden tests (issue 21, i21b) --------------------------
-    # Learners' servers must NOT receive it: it belongs to the course account only (its
-    # nbgrader_config.py / environment). Nothing to set here.
+    # ---- per-course secret for the hidden tests (issue 21) ------------------------------
+    # Never here: learners' servers must not receive it (see the formgrader service above).
 }
