@@ -102,6 +102,23 @@ def pids_of(user: str) -> list[int]:
     return found
 
 
+def descendants(root: int) -> list[int]:
+    """Every process below ``root`` (by parent id, from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                stat_line = (entry / "stat").read_text()
+                ppid = int(stat_line.rsplit(")", 1)[1].split()[1])
+                children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
 def remove_user(user: str) -> None:
     """Kill every process of ``user`` (by its uid), then remove the account and its home."""
     with contextlib.suppress(KeyError):
@@ -263,6 +280,8 @@ def hub():
             h.passwords[name] = password
         yield h
     finally:
+        # The hub's services (the idle culler) may outlive it: note its whole process tree.
+        spawned = descendants(process.pid) if process is not None else []
         if process is not None and process.poll() is None:
             os.killpg(process.pid, signal.SIGTERM)  # the hub stops its proxy and servers
             try:
@@ -270,6 +289,9 @@ def hub():
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+        for pid in spawned:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         for name in [instructor, *students]:
             remove_user(name)
         for folder, mode in reversed(restore):
