@@ -11,6 +11,8 @@
 - ``autograde LAB [--jobs N] [--student S ...]``: grade the class's submissions in
   ``submitted/`` in parallel (instructors; each student by its own ``nbgrader autograde``
   process into the one gradebook); exit 1 when a submission could not be graded
+- ``classroom setup|roster ...``: a class on one server, JupyterHub + nbgrader's exchange
+  (root; see :mod:`course_utils.tooling.classroom`)
 
 Mistakes (unknown lab, missing file, not a notebook) print one line and exit with code 2.
 """
@@ -114,6 +116,10 @@ def _parser() -> argparse.ArgumentParser:
         "student-copy", help="copy the course without solutions/ and hidden tests (for a class)"
     )
     copy.add_argument("dest", type=Path, help="a new or empty folder outside the course")
+    classroom = sub.add_parser(
+        "classroom", help="a class on one server: `classroom setup`, `classroom roster CSV`"
+    )  # dispatched by main() before parsing
+    classroom.add_argument("args", nargs=argparse.REMAINDER)
     return parser
 
 
@@ -182,6 +188,10 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["start"]:
         own, extra = _split_start(argv[1:])
         argv = ["start", *own]
+    if argv[:1] == ["classroom"]:  # its own parser (argparse.REMAINDER drops leading options)
+        from .classroom import main as classroom_main
+
+        return classroom_main(argv[1:])
     args = _parser().parse_args(argv)
     try:
         if args.command == "doctor":
