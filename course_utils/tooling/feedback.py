@@ -25,7 +25,7 @@ from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import List
 
 from ..checks import prerequisite_note
-from ..exercises import PLACEHOLDER_RE
+from ..exercises import PLACEHOLDER_RE, lab_hints
 from .safeguard import ERROR_NAME, META_KEY, describe_flags
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -110,9 +110,14 @@ class CourseFeedback(NbGraderPreprocessor):
         manual = []
         failed_numbers: set[int] = set()
         tests = []
+        # Hints live in the lab's hint file, not in the learner's notebook (exercises.py); a
+        # solution notebook's metadata still carries them.
+        lab = (nb.metadata.get("course", {}) or {}).get("lab", "")
+        hint_file = lab_hints(lab).get("tests", {})
         for cell in nb.cells:
             meta = cell.metadata.get("nbgrader", {}) or {}
             course = cell.metadata.get("course", {}) or {}
+            course = {**course, **hint_file.get(meta.get("grade_id"), {})}
             if not meta.get("grade"):
                 continue
             score, points = float(meta.get("score") or 0), float(meta.get("points") or 0)
@@ -133,6 +138,7 @@ class CourseFeedback(NbGraderPreprocessor):
                     "tests": [],
                     "messages": [],
                     "notes": [],
+                    "nudge": course.get("nudge", ""),
                     "hint": course.get("hint", ""),
                     "passed": True,
                 },

@@ -114,11 +114,12 @@ def test_feedback_page_a_student_can_use(graded):
     for noise in ("is not absolute", "not recognized by", "SAWarning", "has changed"):
         assert noise not in log, log
     page = (root / "feedback" / "cy" / LAB / f"{LAB}.html").read_text(encoding="utf-8")
-    text = html.unescape(re.sub(r"<[^>]+>", " ", page))
+    text = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page)).split())
     assert re.search(r"Exercise 1:\s+pick_device\s+\(1\.0 / 1\.0 points", text), text[:3000]
     assert re.search(r"Exercise 2:\s+bigram_counts\s+\(0\.0 / 2\.0 points", text)
     assert "✗ failed" in text and "✓ passed" in text
     assert "Hint: Pair ids[:-1] with ids[1:]" in text  # bigram_counts' hint, under it
+    assert "The idea: A bigram is a pair of neighbouring ids" in text  # and its nudge
     assert "BEGIN HIDDEN TESTS" not in page and "hidden tests: run by the grader" in page
     assert "__course_checks__" not in page and "site-packages" not in page
     assert "course_utils/checks.py" not in page
