@@ -22,6 +22,10 @@ the **mask** of self-attention, the presence of **cross-attention**, and the **h
       .masked_lm_logits(ids)        .generate(ids, n, ...)        .encode(src), .decode(tgt, mem)
       .classify(ids), .embed(ids)                                 .greedy_decode, .beam_search
 
+A fourth variant is one switch away: ``DecoderModel(cfg)(ids, prefix_len=p)`` is a **prefix LM**
+(T5's third architecture): the first ``p`` positions see each other both ways, as an encoder's
+input does, and the rest stays causal.
+
 Everything else is shared: the same ``TransformerBlock`` (pre-norm or post-norm), the same
 ``MultiHeadAttention`` (one fused QKV matmul, a KV cache for decoding), the same
 ``Embeddings`` and ``LanguageModelHead``. Published models differ in switches of these parts,
