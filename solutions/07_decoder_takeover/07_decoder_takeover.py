@@ -193,9 +193,10 @@ ratio = measured["encoder-decoder (A)"][1] / measured["decoder (B)"][1]
 print(f"at the same width and depth the encoder-decoder has {ratio:.2f} x the decoder's parameters")
 
 # %% [markdown]
-# Read the printed lines, not a slogan. Lines of code put the three classes close together
-# (the line above names the shortest), and the encoder's count includes its masked-LM and
-# classification heads, pooling and sentence embeddings, which a decoder does not need.
+# Read the printed lines, not a slogan. The lines of code do not make the decoder the
+# shortest class (the line above names the shortest): the encoder's count includes its
+# masked-LM and classification heads, pooling and sentence embeddings, and the decoder's
+# its sampling loop; the encoder-decoder's is the longest of the three by far.
 # The count of module kinds says even less: all three are assembled from the same
 # `course_utils.layers` parts, so the kinds are nearly the same set, and the count measures
 # how this library was written, not how hard each idea is. (A cross-attention block is
