@@ -5,7 +5,7 @@ shared machines are noisy, so they are measured here and reported, never asserte
 
 For each lab it measures
 - the wall time of executing the solution notebook top to bottom in the ``cpu`` profile
-  (budget: 4 minutes on a 2-core CPU; the whole course: 25 minutes), and
+  (budget: 4 minutes on a 2-core CPU, lab 07 6 minutes; the whole course: 25 minutes), and
 - the wall time of ``course_utils grade`` on the solution notebook in the ``smoke`` profile
   (budget: 60 seconds), which includes starting nbgrader and the kernel.
 It prints a table and exits with 1 if any budget is exceeded.
@@ -25,6 +25,8 @@ sys.path.insert(0, str(ROOT))
 from course_utils import config  # noqa: E402
 
 NOTEBOOK_BUDGET_S = 240
+# Lab 07 argues from three seeds, four model families and IsoFLOP curves (issue 22): 6 minutes.
+NOTEBOOK_BUDGET_BY_LAB = {"07_decoder_takeover": 360}
 COURSE_BUDGET_S = 25 * 60
 GRADE_BUDGET_S = 60
 
@@ -65,7 +67,7 @@ def main() -> int:
         graded, score = grade_seconds(lab) if not args.skip_grade else (float("nan"), "-")
         total += 0 if run != run else run
         flag = ""
-        if run > NOTEBOOK_BUDGET_S or graded > GRADE_BUDGET_S:
+        if run > NOTEBOOK_BUDGET_BY_LAB.get(lab, NOTEBOOK_BUDGET_S) or graded > GRADE_BUDGET_S:
             over, flag = True, "  OVER BUDGET"
         print(f"{lab:<28} {run:>12.1f} {graded:>16.1f} {score:>8}{flag}", flush=True)
     if not args.skip_cpu:

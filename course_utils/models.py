@@ -22,6 +22,10 @@ the **mask** of self-attention, the presence of **cross-attention**, and the **h
       .masked_lm_logits(ids)        .generate(ids, n, ...)        .encode(src), .decode(tgt, mem)
       .classify(ids), .embed(ids)                                 .greedy_decode, .beam_search
 
+A fourth variant is one switch away: ``DecoderModel(cfg)(ids, prefix_len=p)`` is a **prefix LM**
+(T5's third architecture): the first ``p`` positions see each other both ways, as an encoder's
+input does, and the rest stays causal.
+
 Everything else is shared: the same ``TransformerBlock`` (pre-norm or post-norm), the same
 ``MultiHeadAttention`` (one fused QKV matmul, a KV cache for decoding), the same
 ``Embeddings`` and ``LanguageModelHead``. Published models differ in switches of these parts,
@@ -353,24 +357,55 @@ class DecoderModel(nn.Module):
         *,
         kv_cache: list[KVCache] | None = None,
         return_attention: bool = False,
+        prefix_len: int | Tensor | None = None,
     ) -> Tensor | tuple[Tensor, list[Tensor]]:
         """ids (B, T) -> next-token logits (B, T, V).
 
         With ``kv_cache`` (from :meth:`new_cache`) ``ids`` are the tokens that follow the
         cached ones: positions continue from there and the cache grows by T.
         ``return_attention=True`` also returns a list, one (B, H, T, T_total) per layer.
+
+        ``prefix_len`` switches the mask to a **prefix LM** (T5's third architecture): the
+        first ``prefix_len`` positions (an int, or a (B,) tensor, one per row) see each other
+        in both directions, as an encoder's do; every later position is causal, as before.
+        A prefix must be fed whole in one call (with a cache: from an empty one).
         """
         start = 0 if kv_cache is None else len(kv_cache[0])
+        mask = None
+        if prefix_len is not None:
+            mask = self._prefix_mask(ids, prefix_len, start)
         x = self.embeddings(ids, start_pos=start)
         attention = []
         for i, block in enumerate(self.blocks):
             cache = None if kv_cache is None else kv_cache[i]
-            x = block(x, is_causal=True, kv_cache=cache, need_weights=return_attention)
+            if mask is None:
+                x = block(x, is_causal=True, kv_cache=cache, need_weights=return_attention)
+            else:
+                x = block(x, attn_mask=mask, kv_cache=cache, need_weights=return_attention)
             if return_attention:
                 x, weights = x
                 attention.append(weights["self"])
         logits = self.lm_head(self.final_norm(x))
         return (logits, attention) if return_attention else logits
+
+    @staticmethod
+    def _prefix_mask(ids: Tensor, prefix_len: int | Tensor, start: int) -> Tensor | None:
+        """(B, 1, T, T) bool, True = may attend: causal, plus both ways inside the prefix."""
+        b, t = ids.shape
+        prefix = torch.as_tensor(prefix_len, device=ids.device)
+        if prefix.dtype.is_floating_point or prefix.dim() > 1 or prefix.numel() not in (1, b):
+            raise ValueError(f"prefix_len must be an int or a (B,) int tensor, got {prefix_len!r}")
+        if bool((prefix < 0).any()):
+            raise ValueError(f"prefix_len must be >= 0, got {prefix_len!r}")
+        if start > 0:
+            if bool((prefix > start).any()):
+                raise ValueError("a prefix must be fed whole in one call (with an empty cache)")
+            return None  # the prefix is already in the cache: the new tokens are causal
+        pos = torch.arange(t, device=ids.device)
+        causal = pos[None, :] <= pos[:, None]  # (T, T): query row sees keys up to itself
+        inside = pos[None, :] < prefix.reshape(-1, 1)  # (B or 1, T): inside the prefix
+        both = inside[:, :, None] & inside[:, None, :]  # (B or 1, T, T)
+        return (causal[None] | both)[:, None].expand(b, 1, t, t)
 
     def new_cache(self) -> list[KVCache]:
         """An empty KV cache, one :class:`~course_utils.layers.KVCache` per block."""

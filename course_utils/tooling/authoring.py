@@ -196,6 +196,35 @@ def check_test_names(source: str, where: str, exercise_names: set[str]) -> None:
         )
 
 
+ANSWER_PLACEHOLDER = "YOUR ANSWER HERE"
+
+
+def _check_answer_question(previous, source: str, where: str) -> None:
+    """Refuse an answer cell whose question would vanish when the lab is released.
+
+    nbgrader's release replaces the whole text of an answer cell with "YOUR ANSWER HERE", so
+    the question must stand in the markdown cell above it (as in lab 08), and the answer
+    cell holds only the model answer. An answer cell that already carries the placeholder
+    was written as "question + placeholder": its question would vanish.
+    """
+    if ANSWER_PLACEHOLDER in source:
+        raise AuthoringError(
+            f"{where}: an answer cell is cleared on release, so its question would vanish; "
+            f"put the question in the markdown cell above and a model answer here (the "
+            f"release writes {ANSWER_PLACEHOLDER!r})"
+        )
+    above_is_question = (
+        previous.cell_type == "markdown"
+        and "answer" not in previous.metadata
+        and previous.source.strip()
+    )
+    if not above_is_question:
+        raise AuthoringError(
+            f"{where}: an answer cell needs its question in a markdown cell right above it "
+            f"(the release clears the answer cell itself, so a question there would vanish)"
+        )
+
+
 def _top_level_names(source: str, *, definitions_only: bool = False) -> set[str]:
     """Names a cell binds at its top level: functions, classes (and imports, assignments)."""
     try:
@@ -450,6 +479,7 @@ def build_notebook(source_path: Path):
             points = meta.get("points")
             if cell.cell_type != "markdown" or not isinstance(points, int) or points <= 0:
                 raise AuthoringError(f"{where}: answers are markdown cells with points=<int>")
+            _check_answer_question(nb.cells[index - 1], source, where)
             new = nbformat.v4.new_markdown_cell(source)
             new.id = unique(name, where)
             new.metadata = {

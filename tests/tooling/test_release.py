@@ -163,6 +163,15 @@ def test_release_updates_a_stale_untouched_notebook(course_copy):
             "need hint=",
         ),
         ('# %% colour="red"\nx = 1\n', "unknown header keys"),
+        (
+            '# %% [markdown] answer="v" points=2\n# Which claim holds? Why?\n#\n'
+            "# YOUR ANSWER HERE\n",
+            "its question would vanish",
+        ),
+        (
+            '# %%\nx = 1\n\n# %% [markdown] answer="v" points=2\n# Which claim holds? Why?\n',
+            "needs its question in a markdown cell right above it",
+        ),
     ],
     ids=[
         "no-solution-markers",
@@ -172,6 +181,8 @@ def test_release_updates_a_stale_untouched_notebook(course_copy):
         "no-points",
         "no-hint",
         "unknown-key",
+        "answer-question-in-answer-cell",
+        "answer-without-question-above",
     ],
 )
 def test_authoring_rules_are_enforced(tmp_path, header, message):
@@ -179,6 +190,17 @@ def test_authoring_rules_are_enforced(tmp_path, header, message):
     source.write_text("# %% [markdown]\n# # Title\n\n" + header)
     with pytest.raises(authoring.AuthoringError, match=message.replace("=", "=")):
         authoring.build_notebook(source)
+
+
+def test_an_answer_cell_below_its_question_builds(tmp_path):
+    source = tmp_path / "lab.py"
+    source.write_text(
+        "# %% [markdown]\n# # Title\n\n# %% [markdown]\n# Which claim holds? Why?\n\n"
+        '# %% [markdown] answer="v" points=2\n# A model answer.\n'
+    )
+    cells = authoring.build_notebook(source).cells
+    assert cells[-2].source == "Which claim holds? Why?"
+    assert cells[-1].metadata["nbgrader"]["solution"] is True
 
 
 def test_setup_cell_and_badges_come_from_the_one_address():
