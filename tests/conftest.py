@@ -9,89 +9,21 @@ also when a test fails.
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
-import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from helpers import LabServer, _free_port  # noqa: F401 - test_start imports them too
 
 # PyTorch's OpenMP threads sleep when idle instead of spinning (unless the user chose a policy):
 # set before anything imports torch, for this process and for every kernel, server and
 # subprocess the suite starts (they inherit it). On a busy 2-core machine spinning threads
 # made training steps several times slower (issue 9's measurements).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-
-@dataclass
-class LabServer:
-    root: Path
-    port: int
-    token: str
-    process: subprocess.Popen
-    log_path: Path
-    env: dict = field(repr=False, default_factory=dict)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def request(self, path: str, method: str = "GET", timeout: float = 30) -> tuple[int, bytes]:
-        """(status, body) of an HTTP request to the server, authenticated with the token."""
-        req = urllib.request.Request(
-            self.url + path, method=method, headers={"Authorization": f"token {self.token}"}
-        )
-        try:
-            with urllib.request.urlopen(req, timeout=timeout) as response:
-                return response.status, response.read()
-        except urllib.error.HTTPError as error:
-            return error.code, error.read()
-
-    def shutdown_kernels(self) -> None:
-        """Delete every session (and so its kernel): one lab's kernel must not slow the next."""
-        status, body = self.request("/api/sessions")
-        if status == 200:
-            for session in json.loads(body):
-                self.request(f"/api/sessions/{session['id']}", method="DELETE")
-        status, body = self.request("/api/kernels")
-        if status == 200:
-            for kernel in json.loads(body):
-                self.request(f"/api/kernels/{kernel['id']}", method="DELETE")
-
-    def log(self) -> str:
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
-
-    def stop(self) -> None:
-        """Kill the server's process group (the server and its kernels); idempotent."""
-        if self.process.poll() is None:
-            try:
-                os.killpg(self.process.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                pass
-        try:  # kernels the server started are in the same group: make sure they are gone
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        if self.process.poll() is None:
-            self.process.wait(timeout=15)
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_lab(

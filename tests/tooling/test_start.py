@@ -164,7 +164,7 @@ def test_start_itself_serves_lab_00_without_instructor_tools_or_news(tmp_path):
     import subprocess
     import time
 
-    from conftest import LabServer, _free_port
+    from helpers import LabServer, _free_port
 
     state = tmp_path / "state"
     (state / "runtime").mkdir(parents=True)
