@@ -159,46 +159,18 @@ def test_start_itself_serves_lab_00_without_instructor_tools_or_news(tmp_path):
     runs as root): it serves lab 00, the formgrader is off, the page configuration disables
     nbgrader's instructor panels and the news pop-up; then it is stopped. About 10 s."""
     import re
-    import secrets
     import signal
     import subprocess
-    import time
 
-    from helpers import LabServer, _free_port
+    from helpers import start_lab
 
-    state = tmp_path / "state"
-    (state / "runtime").mkdir(parents=True)
-    env = {
-        **{k: v for k, v in os.environ.items() if k != "MPLBACKEND"},
-        "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),  # the user's settings stay untouched
-        "JUPYTER_RUNTIME_DIR": str(state / "runtime"),
-        "IPYTHONDIR": str(state / "ipython"),
-        "JUPYTER_PLATFORM_DIRS": "0",
-        "COURSE_ROOT": str(ROOT),
-    }
-    port, token = _free_port(), secrets.token_hex(16)
-    log_path = state / "start.log"
-    argv = [
-        sys.executable, "-m", "course_utils", "start", "--no-browser",
-        "--ServerApp.ip=127.0.0.1", f"--port={port}", "--ServerApp.port_retries=0",
-        f"--IdentityProvider.token={token}",
-    ]  # fmt: skip
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            argv, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
-        )  # fmt: skip
-    server = LabServer(ROOT, port, token, process, log_path, env)
+    env = {"COURSE_ROOT": str(ROOT)}  # start_lab keeps the user's Jupyter settings aside
+    server = start_lab(
+        ROOT, config_dir=tmp_path / "config", env=env, cwd=tmp_path,
+        command=(sys.executable, "-m", "course_utils", "start"),
+    )  # fmt: skip
+    process = server.process
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and process.poll() is None:
-            try:
-                if server.request("/api/status", timeout=5)[0] == 200:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.5)
-        assert process.poll() is None, f"start exited with {process.returncode}:\n{server.log()}"
         status, _ = server.request(f"/api/contents/notebooks/{LABS[0]}/{LABS[0]}.ipynb")
         assert status == 200, server.log()[-3000:]
         head = server.log().splitlines()[:3]
