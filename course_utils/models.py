@@ -36,7 +36,10 @@ all fields of :class:`ModelConfig`:
   ``mlm_transform=True`` (Linear, GELU, LayerNorm before the tied head), ``head_bias=True``,
   ``layer_norm_eps=1e-12``;
 * BART: post-norm, ``embed_norm=True``, learned positions shifted by ``position_offset=2``,
-  optional ``embed_scale=sqrt(d_model)``, ``head_bias=True`` (its ``final_logits_bias``).
+  optional ``embed_scale=sqrt(d_model)``, ``head_bias=True`` (its ``final_logits_bias``);
+* Llama (and Mistral, Qwen...): GPT-2's plan with ``norm="rmsnorm"``, ``positions="rotary"``
+  (with ``rope_theta``), ``activation="swiglu"``, ``bias=False``, an untied or tied head, and
+  grouped-query attention (``n_kv_heads``).
 
 :meth:`DecoderModel.from_gpt2`, :meth:`EncoderModel.from_bert` and
 :meth:`EncoderDecoderModel.from_bart` load Hugging Face models (or their state dicts); the
@@ -59,10 +62,12 @@ from torch import Tensor, nn
 
 from .layers import (
     _ACTIVATIONS,
+    NORMS,
     Embeddings,
     KVCache,
     LanguageModelHead,
     TransformerBlock,
+    make_norm,
 )
 
 __all__ = [
@@ -80,7 +85,7 @@ class ModelConfig:
     """Every size and switch of the three families. Defaults: nanoGPT's CPU-sized GPT.
 
     ``d_ff=None`` becomes ``4 * d_model``, ``final_norm=None`` becomes ``norm_first`` (a
-    pre-norm stack ends in a LayerNorm, a post-norm one already did), and
+    pre-norm stack ends in a norm, a post-norm one already did), and
     ``n_encoder_layers`` / ``n_decoder_layers`` (Type A only) default to ``n_layers``; these
     are filled in when the config is made, so ``dataclasses.replace`` keeps the filled values.
     """
@@ -93,9 +98,12 @@ class ModelConfig:
     max_len: int = 64  # context (block) size; for Type A the longest source and target
     dropout: float = 0.0
     norm_first: bool = True  # pre-norm (GPT-2) or post-norm (BERT, BART, the 2017 paper)
-    activation: str = "gelu"  # "gelu", "gelu_tanh" (GPT-2) or "relu"
-    positions: str = "learned"  # or "sinusoidal"
-    bias: bool = True  # in every Linear and LayerNorm of the blocks
+    activation: str = "gelu"  # "gelu", "gelu_tanh" (GPT-2), "relu" or "swiglu" (Llama)
+    positions: str = "learned"  # or "sinusoidal", or "rotary" (Llama; no position table)
+    bias: bool = True  # in every Linear and LayerNorm of the blocks and the final norm
+    norm: str = "layernorm"  # or "rmsnorm" (Llama), in the blocks and the final norm
+    rope_theta: float = 10000.0  # base of the rotary angles (Llama 3: 500000)
+    n_kv_heads: int | None = None  # key/value heads; None = n_heads, 1 = multi-query
     tie_weights: bool = True  # the output head shares the token embedding's weight
     layer_norm_eps: float = 1e-5
     pad_id: int | None = None
@@ -124,12 +132,34 @@ class ModelConfig:
                 f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}; each head "
                 f"gets d_model // n_heads channels"
             )
-        if self.activation not in _ACTIVATIONS:
+        if self.activation not in (*_ACTIVATIONS, "swiglu"):
             raise ValueError(
-                f"activation must be one of {sorted(_ACTIVATIONS)}, got {self.activation!r}"
+                f"activation must be one of {sorted([*_ACTIVATIONS, 'swiglu'])}, "
+                f"got {self.activation!r}"
             )
-        if self.positions not in ("learned", "sinusoidal"):
-            raise ValueError(f"positions must be 'learned' or 'sinusoidal', got {self.positions!r}")
+        if self.mlm_transform and self.activation == "swiglu":
+            raise ValueError("mlm_transform needs a plain activation, not 'swiglu'")
+        if self.positions not in ("learned", "sinusoidal", "rotary"):
+            raise ValueError(
+                f"positions must be 'learned', 'sinusoidal' or 'rotary', got {self.positions!r}"
+            )
+        if self.norm not in NORMS:
+            raise ValueError(f"norm must be one of {list(NORMS)}, got {self.norm!r}")
+        if self.n_kv_heads is not None and (
+            not isinstance(self.n_kv_heads, int)
+            or not 1 <= self.n_kv_heads <= self.n_heads
+            or self.n_heads % self.n_kv_heads
+        ):
+            raise ValueError(
+                f"n_kv_heads={self.n_kv_heads!r} must divide n_heads={self.n_heads} (or be None)"
+            )
+        if self.positions == "rotary" and (self.d_model // self.n_heads) % 2:
+            raise ValueError(
+                f"rotary positions need an even head size, got d_model // n_heads = "
+                f"{self.d_model // self.n_heads}"
+            )
+        if not self.rope_theta > 0:
+            raise ValueError(f"rope_theta must be > 0, got {self.rope_theta}")
         if self.pooling not in ("cls", "mean"):
             raise ValueError(f"pooling must be 'cls' or 'mean', got {self.pooling!r}")
         if not 0.0 <= self.dropout < 1.0:
@@ -172,6 +202,10 @@ def _blocks(cfg: ModelConfig, n: int, *, cross_attention: bool = False) -> nn.Mo
             activation=cfg.activation,
             layer_norm_eps=cfg.layer_norm_eps,
             bias=cfg.bias,
+            norm=cfg.norm,
+            n_kv_heads=cfg.n_kv_heads,
+            rotary=cfg.positions == "rotary",
+            rope_theta=cfg.rope_theta,
         )
         for _ in range(n)
     )
@@ -179,7 +213,7 @@ def _blocks(cfg: ModelConfig, n: int, *, cross_attention: bool = False) -> nn.Mo
 
 def _final_norm(cfg: ModelConfig) -> nn.Module:
     if cfg.final_norm:
-        return nn.LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps, bias=cfg.bias)
+        return make_norm(cfg.norm, cfg.d_model, cfg.layer_norm_eps, cfg.bias)
     return nn.Identity()
 
 
@@ -205,7 +239,7 @@ def _init_weights(model: nn.Module, n_layers: int) -> None:
     for name, module in model.named_modules():
         if isinstance(module, (nn.Linear, nn.Embedding)):
             std = 0.02
-            if name.endswith(("out_proj", "fc2")):
+            if name.endswith(("out_proj", "fc2", "down_proj")):
                 std /= math.sqrt(2 * n_layers)
             nn.init.normal_(module.weight, std=std)
             if getattr(module, "bias", None) is not None:
