@@ -508,6 +508,29 @@ class DecoderModel(nn.Module):
         changed (``dropout``)."""
         return _from_gpt2(cls, gpt2, n_heads, overrides)
 
+    @classmethod
+    def from_llama(
+        cls,
+        llama: nn.Module | dict,
+        *,
+        n_heads: int | None = None,
+        n_kv_heads: int | None = None,
+        **overrides,
+    ) -> DecoderModel:
+        """A DecoderModel with the config and weights of a Hugging Face ``LlamaForCausalLM``
+        (or its state dict, then with ``n_heads``; ``n_kv_heads`` is read off the key
+        projection's shape). The model is GPT-2's plan with ``norm="rmsnorm"``,
+        ``positions="rotary"``, ``activation="swiglu"``, ``bias=False`` and ``n_kv_heads``.
+
+        A state dict cannot tell ``rope_theta`` (default 10000; Llama 3 uses 500000),
+        ``layer_norm_eps`` (Hugging Face's ``rms_norm_eps``, default 1e-6; Llama 2 and 3
+        use 1e-5) or ``max_len`` (default 2048): pass them as ``overrides``, which set any
+        ModelConfig field. Config fields with no equivalent here (rope scaling, biases in
+        attention or MLP, a head size other than hidden_size / heads...) are named in one
+        error. Works for Mistral-style models too when they use none of those.
+        """
+        return _from_llama(cls, llama, n_heads, n_kv_heads, overrides)
+
 
 def sample_next(
     logits: Tensor,
@@ -832,7 +855,7 @@ class EncoderDecoderModel(nn.Module):
 
 
 # --------------------------------------------------------------------------------------------
-# Loading Hugging Face models (GPT-2, BERT, BART): config fields, then tensor names
+# Loading Hugging Face models (GPT-2, BERT, BART, Llama): config fields, then tensor names
 # --------------------------------------------------------------------------------------------
 
 _HF_ACTIVATIONS = {
@@ -889,7 +912,8 @@ def _copy_weights(
     ignore: tuple[str, ...] = (),
 ) -> None:
     """Copy ``state`` into ``model``: ``mapping[ours] = ([their names], transpose)``; several
-    names are concatenated along dim 0 (Q, K, V into the fused ``in_proj``). Raises one clear
+    names are concatenated along dim 0 (Q, K, V into the fused ``in_proj``; with grouped-query
+    attention K and V have fewer rows than Q). Raises one clear
     error for the first tensor that is missing or does not fit, and for tensors left over."""
     used = set()
     ours = model.state_dict()
@@ -899,13 +923,14 @@ def _copy_weights(
         if name not in mapping:
             raise ValueError(f"{kind}: nothing to load into {name!r} (an override it cannot map?)")
         theirs, transpose = mapping[name]
-        # Stacked parts (Q, K, V) each fill an equal share of the rows of ``target``.
-        want = (target.size(0) // len(theirs), *target.shape[1:])
         parts = []
         for their_name in theirs:
             if their_name not in state:
                 raise ValueError(f"{kind}: no tensor {their_name!r} (needed for {name!r})")
             t = state[their_name].t() if transpose else state[their_name]
+            # One tensor fills ``target``; stacked parts (Q, K, V) fill its rows together.
+            rows = target.size(0) if len(theirs) == 1 else t.size(0) if t.dim() else -1
+            want = (rows, *target.shape[1:])
             if tuple(t.shape) != want:
                 expected = tuple(reversed(want)) if transpose else want
                 raise ValueError(
@@ -915,6 +940,12 @@ def _copy_weights(
             parts.append(t)
             used.add(their_name)
         value = parts[0] if len(parts) == 1 else torch.cat(parts, dim=0)
+        if value.shape != target.shape:
+            shapes = ", ".join(f"{n} {tuple(state[n].shape)}" for n in theirs)
+            raise ValueError(
+                f"{kind}: {shapes} stack to {tuple(value.shape)}, expected "
+                f"{tuple(target.shape)} for {name!r}"
+            )
         target.copy_(value)
     left = [n for n in state if n not in used and not n.endswith(ignore)]
     if left:
@@ -1168,4 +1199,117 @@ def _from_bart(cls, bart, n_heads, overrides):
             _linear(m, f"{ours}.ffn_norm", f"{theirs}.final_layer_norm")
     ignore = ("encoder.embed_tokens.weight", "decoder.embed_tokens.weight")
     _copy_weights(model, state, m, "BART", ignore=ignore)
+    return model
+
+
+def _rope_theta(hf, problems: list[str]) -> float:
+    """Llama's rotary base, from ``rope_parameters`` (transformers >= 5) or ``rope_theta``
+    and ``rope_scaling`` (4.x); any scaling (linear, dynamic, yarn, llama3...) is a problem."""
+    params = getattr(hf, "rope_parameters", None)
+    if params is None:  # transformers 4.x
+        scaling = getattr(hf, "rope_scaling", None)
+        params = dict(scaling or {}, rope_theta=getattr(hf, "rope_theta", 10000.0))
+        field = "rope_scaling"
+    else:
+        field = "rope_parameters"
+    rope_type = params.get("rope_type", params.get("type", "default"))
+    if rope_type != "default":
+        problems.append(f"{field} with rope_type={rope_type!r} (only plain rotary, 'default')")
+    return float(params.get("rope_theta", 10000.0))
+
+
+def _from_llama(cls, llama, n_heads, n_kv_heads, overrides):
+    state, hf = _hf_source(llama, "Llama", n_heads)
+    problems: list[str] = []
+    common = dict(
+        norm="rmsnorm",
+        positions="rotary",
+        activation="swiglu",
+        bias=False,
+        final_norm=True,
+    )
+    if hf is not None:
+        d, heads = hf.hidden_size, hf.num_attention_heads
+        kv_heads = getattr(hf, "num_key_value_heads", None) or heads
+        for name, given, theirs in [
+            ("n_heads", n_heads, heads),
+            ("n_kv_heads", n_kv_heads, kv_heads),
+        ]:
+            if given is not None and given != theirs:
+                problems.append(f"{name}={given} given, but the model has {theirs}")
+        if hf.hidden_act != "silu":
+            problems.append(f"hidden_act={hf.hidden_act!r} (SwiGLU needs 'silu')")
+        for field in ("attention_bias", "mlp_bias"):
+            if getattr(hf, field, False):
+                problems.append(f"{field}=True (a Llama block here has no biases)")
+        head_dim = getattr(hf, "head_dim", None) or d // heads
+        if head_dim * heads != d:
+            problems.append(f"head_dim={head_dim} (only hidden_size / num_attention_heads)")
+        if getattr(hf, "pretraining_tp", 1) != 1:
+            problems.append(f"pretraining_tp={hf.pretraining_tp} (only 1)")
+        if getattr(hf, "attention_dropout", 0.0):
+            problems.append(f"attention_dropout={hf.attention_dropout} (only 0)")
+        theta = _rope_theta(hf, problems)
+        eos = hf.eos_token_id
+        eos = eos[0] if isinstance(eos, (list, tuple)) else eos  # Llama 3 lists several
+        cfg = ModelConfig(
+            vocab_size=hf.vocab_size,
+            d_model=d,
+            n_heads=heads,
+            n_kv_heads=kv_heads,
+            n_layers=hf.num_hidden_layers,
+            d_ff=hf.intermediate_size,
+            max_len=hf.max_position_embeddings,
+            layer_norm_eps=hf.rms_norm_eps,
+            rope_theta=theta,
+            tie_weights=bool(getattr(hf, "tie_word_embeddings", False)),
+            pad_id=hf.pad_token_id,
+            bos_id=hf.bos_token_id,
+            eos_id=eos,
+            **common,
+        )
+        _check_unmapped("LlamaConfig", problems)
+    else:
+        emb = state["model.embed_tokens.weight"]
+        d = emb.size(1)
+        k_rows = state["model.layers.0.self_attn.k_proj.weight"].size(0)
+        kv_heads = k_rows // (d // n_heads) if d % n_heads == 0 else None
+        if n_kv_heads is not None and n_kv_heads != kv_heads:
+            raise ValueError(
+                f"n_kv_heads={n_kv_heads} given, but k_proj has {k_rows} rows: "
+                f"{kv_heads} key/value heads of {d // n_heads} channels"
+            )
+        n_layers = len({k.split(".")[2] for k in state if k.startswith("model.layers.")})
+        cfg = ModelConfig(
+            vocab_size=emb.size(0),
+            d_model=d,
+            n_heads=n_heads,
+            n_kv_heads=kv_heads,
+            n_layers=n_layers,
+            d_ff=state["model.layers.0.mlp.gate_proj.weight"].size(0),
+            max_len=2048,
+            layer_norm_eps=1e-6,
+            tie_weights="lm_head.weight" not in state
+            or _tied(state, "lm_head.weight", "model.embed_tokens.weight"),
+            **common,
+        )
+    cfg = _override(cfg, overrides)
+    model = cls(cfg)
+    # A tied head may be missing from a state dict (safetensors files drop the copy).
+    head = "lm_head.weight" if "lm_head.weight" in state else "model.embed_tokens.weight"
+    m = {
+        "embeddings.tok_emb.weight": (["model.embed_tokens.weight"], False),
+        "lm_head.proj.weight": ([head], False),
+        "final_norm.weight": (["model.norm.weight"], False),
+    }
+    for i in range(cfg.n_layers):
+        ours, theirs = f"blocks.{i}", f"model.layers.{i}"
+        m[f"{ours}.attn_norm.weight"] = ([f"{theirs}.input_layernorm.weight"], False)
+        att = f"{theirs}.self_attn."
+        m[f"{ours}.self_attn.in_proj.weight"] = (_qkv(att, "q_proj", "k_proj", "v_proj"), False)
+        _linear(m, f"{ours}.self_attn.out_proj", f"{att}o_proj", bias=False)
+        m[f"{ours}.ffn_norm.weight"] = ([f"{theirs}.post_attention_layernorm.weight"], False)
+        for proj in ("gate_proj", "up_proj", "down_proj"):
+            _linear(m, f"{ours}.ffn.{proj}", f"{theirs}.mlp.{proj}", bias=False)
+    _copy_weights(model, state, m, "Llama", ignore=("rotary_emb.inv_freq",))
     return model

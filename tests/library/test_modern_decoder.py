@@ -355,3 +355,174 @@ def test_kv_cache_update_keeps_heads():
     k, v = torch.randn(1, 2, 3, 4), torch.randn(1, 2, 3, 4)
     cache.update(k, v)
     assert len(cache) == 3 and cache.k.shape == (1, 2, 3, 4)
+
+
+# --------------------------------------------------------------------------------------------
+# "Your model is Llama": from_llama on random Hugging Face models
+# --------------------------------------------------------------------------------------------
+
+LLAMA_CASES = {
+    "multi-head, untied": dict(num_attention_heads=4, num_key_value_heads=4),
+    "grouped (2 kv heads), tied": dict(
+        num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True
+    ),
+    "multi-query, theta 500000": dict(
+        num_attention_heads=4, num_key_value_heads=1, rope_theta=500000.0
+    ),
+    "one head, one layer, theta 100, tied": dict(
+        hidden_size=8,
+        num_attention_heads=1,
+        num_key_value_heads=1,
+        num_hidden_layers=1,
+        intermediate_size=13,
+        rope_theta=100.0,
+        tie_word_embeddings=True,
+    ),
+    "8 heads, 2 kv heads, 3 layers, eps 1e-5": dict(
+        hidden_size=64,
+        num_attention_heads=8,
+        num_key_value_heads=2,
+        num_hidden_layers=3,
+        intermediate_size=171,
+        rms_norm_eps=1e-5,
+    ),
+}
+
+
+def hf_llama_model(**kw):
+    base = dict(
+        vocab_size=37,
+        hidden_size=32,
+        num_hidden_layers=2,
+        intermediate_size=45,  # odd, and not 8/3 of the width
+        max_position_embeddings=32,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=0,
+        tie_word_embeddings=False,
+    )
+    base.update(kw)
+    theta = base.pop("rope_theta", 10000.0)
+    config = transformers.LlamaConfig(rope_theta=theta, **base)
+    if getattr(config, "rope_parameters", None) is not None:
+        config.rope_parameters["rope_theta"] = theta
+    model = transformers.LlamaForCausalLM(config).eval()
+    perturb(model)
+    return model
+
+
+@pytest.mark.parametrize("case", list(LLAMA_CASES))
+def test_from_llama_logits_equal_hugging_face(case: str):
+    hf = hf_llama_model(**LLAMA_CASES[case])
+    tied = hf.config.tie_word_embeddings
+    assert (hf.lm_head.weight is hf.model.embed_tokens.weight) == tied
+    ours = DecoderModel.from_llama(hf).eval()
+    cfg = ours.config
+    assert (cfg.n_kv_heads, cfg.rope_theta, cfg.tie_weights) == (
+        hf.config.num_key_value_heads,
+        LLAMA_CASES[case].get("rope_theta", 10000.0),
+        tied,
+    )
+    assert cfg.layer_norm_eps == hf.config.rms_norm_eps
+    assert (ours.lm_head.proj.weight is ours.embeddings.tok_emb.weight) == tied
+    assert count_parameters(ours) == sum(p.numel() for p in hf.parameters())
+    ids = torch.randint(0, 37, (2, 19))  # positions 0..18: rotary angles well past one turn
+    with torch.no_grad():
+        assert_logits_close(ours(ids), hf(ids).logits)
+    from_state = DecoderModel.from_llama(
+        hf.state_dict(),
+        n_heads=hf.config.num_attention_heads,
+        rope_theta=cfg.rope_theta,
+        layer_norm_eps=cfg.layer_norm_eps,
+        max_len=cfg.max_len,
+    ).eval()
+    assert from_state.config.n_kv_heads == cfg.n_kv_heads
+    assert from_state.config.tie_weights == tied
+    with torch.no_grad():
+        assert_logits_close(from_state(ids), hf(ids).logits)
+
+
+@pytest.mark.parametrize("case", list(LLAMA_CASES))
+def test_from_llama_greedy_generation_equals_hugging_face(case: str):
+    """Our KV cache (only the key/value heads, rotated keys) against Hugging Face's."""
+    hf = hf_llama_model(**LLAMA_CASES[case])
+    ours = DecoderModel.from_llama(hf).eval()
+    prompt = torch.randint(3, 37, (2, 5))
+    expected = hf.generate(
+        prompt,
+        attention_mask=torch.ones_like(prompt),
+        max_new_tokens=20,
+        do_sample=False,
+        eos_token_id=None,
+        pad_token_id=0,
+    )
+    assert torch.equal(ours.generate(prompt, 20, temperature=0), expected)
+
+
+def test_from_llama_gradients_equal_hugging_face():
+    hf = hf_llama_model(**LLAMA_CASES["grouped (2 kv heads), tied"])
+    ours = DecoderModel.from_llama(hf)
+    # No pad id (0) in the input: Hugging Face's embedding has padding_idx=pad_token_id,
+    # which keeps the pad row out of the lookup's gradient; ours has no such exception.
+    ids = torch.randint(1, 37, (2, 9))
+    hf(ids, labels=ids).loss.backward()
+    logits = ours(ids)
+    F.cross_entropy(logits[:, :-1].flatten(0, 1), ids[:, 1:].flatten()).backward()
+    att = hf.model.layers[1].self_attn
+    for mine, theirs in [
+        (ours.embeddings.tok_emb.weight.grad, hf.model.embed_tokens.weight.grad),
+        (
+            ours.blocks[1].self_attn.in_proj.weight.grad,
+            torch.cat([att.q_proj.weight.grad, att.k_proj.weight.grad, att.v_proj.weight.grad]),
+        ),
+        (ours.blocks[0].attn_norm.weight.grad, hf.model.layers[0].input_layernorm.weight.grad),
+    ]:
+        assert_logits_close(mine, theirs, rel=1e-4)
+
+
+def hf_llama_with(**kw):
+    return hf_llama_model(num_attention_heads=4, num_key_value_heads=2, **kw)
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (
+            lambda: hf_llama_with(
+                rope_scaling={"rope_type": "linear", "factor": 2.0, "rope_theta": 10000.0}
+            ),
+            "rope_type='linear'",
+        ),
+        (lambda: hf_llama_with(attention_bias=True), "attention_bias=True"),
+        (lambda: hf_llama_with(mlp_bias=True), "mlp_bias=True"),
+        (lambda: hf_llama_with(hidden_act="gelu"), "hidden_act='gelu'"),
+        (lambda: hf_llama_with(head_dim=16), "head_dim=16"),
+    ],
+    ids=["rope scaling", "attention bias", "mlp bias", "activation", "head_dim"],
+)
+def test_from_llama_names_config_fields_it_cannot_map(make, message):
+    hf = make()
+    with pytest.raises(ValueError, match=f"cannot map these LlamaConfig config fields.*{message}"):
+        DecoderModel.from_llama(hf)
+
+
+def test_from_llama_state_dict_problems_are_named():
+    hf = hf_llama_with()
+    state = hf.state_dict()
+    with pytest.raises(ValueError, match="pass n_heads="):
+        DecoderModel.from_llama(state)
+    with pytest.raises(ValueError, match="n_kv_heads=1 given, but k_proj has 16 rows"):
+        DecoderModel.from_llama(state, n_heads=4, n_kv_heads=1)
+    with pytest.raises(ValueError, match="n_kv_heads=4 given, but the model has 2"):
+        DecoderModel.from_llama(hf, n_kv_heads=4)
+    bad = dict(state)
+    bad["model.layers.1.self_attn.v_proj.weight"] = torch.zeros(8, 32)
+    with pytest.raises(ValueError, match=r"v_proj.weight \(8, 32\) stack to \(56, 32\)"):
+        DecoderModel.from_llama(bad, n_heads=4)
+    bad = dict(state, **{"model.layers.0.self_attn.q_proj.bias": torch.zeros(32)})
+    with pytest.raises(ValueError, match="no place in this model.*q_proj.bias"):
+        DecoderModel.from_llama(bad, n_heads=4)
+    untied = DecoderModel.from_llama(state, n_heads=4)
+    assert not untied.config.tie_weights
+    del state["lm_head.weight"]  # a tied checkpoint saved without its copy of the embedding
+    assert DecoderModel.from_llama(state, n_heads=4).config.tie_weights
