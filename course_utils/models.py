@@ -41,9 +41,10 @@ all fields of :class:`ModelConfig`:
   (with ``rope_theta``), ``activation="swiglu"``, ``bias=False``, an untied or tied head, and
   grouped-query attention (``n_kv_heads``).
 
-:meth:`DecoderModel.from_gpt2`, :meth:`EncoderModel.from_bert` and
-:meth:`EncoderDecoderModel.from_bart` load Hugging Face models (or their state dicts); the
-test suite proves, on random configurations, that the logits then equal Hugging Face's.
+:meth:`DecoderModel.from_gpt2`, :meth:`EncoderModel.from_bert`,
+:meth:`EncoderDecoderModel.from_bart` and :meth:`DecoderModel.from_llama` load Hugging Face
+models (or their state dicts); the test suite proves, on random configurations, that the
+logits then equal Hugging Face's.
 
 Conventions: ids are (B, T) integer tensors; ``key_padding_mask`` / ``src_padding_mask`` /
 ``tgt_padding_mask`` are (B, T) bool with **True = padding** (as in :mod:`course_utils.layers`;
@@ -252,6 +253,28 @@ def _init_weights(model: nn.Module, n_layers: int) -> None:
             nn.init.normal_(module.weight, std=0.02)
 
 
+def _encode(
+    blocks: nn.ModuleList,
+    norm: nn.Module,
+    x: Tensor,
+    key_padding_mask: Tensor | None,
+    return_attention: bool,
+) -> Tensor | tuple[Tensor, list[Tensor]]:
+    """The encoder stack of Types C and A: embedded x (B, T, C) through every block, each
+    token seeing every real token (only padding is hidden), then the final norm -> (B, T, C).
+
+    ``return_attention=True`` also returns a list, one (B, H, T, T) tensor per layer.
+    """
+    attention = []
+    for block in blocks:
+        x = block(x, key_padding_mask=key_padding_mask, need_weights=return_attention)
+        if return_attention:
+            x, weights = x
+            attention.append(weights["self"])
+    x = norm(x)
+    return (x, attention) if return_attention else x
+
+
 def _check_ids(ids: Tensor, name: str = "ids") -> None:
     if ids.dim() != 2 or ids.is_floating_point():
         raise ValueError(
@@ -294,14 +317,7 @@ class EncoderModel(nn.Module):
         ``return_attention=True`` also returns a list, one (B, H, T, T) tensor per layer.
         """
         x = self.embeddings(ids, token_type_ids=token_type_ids)
-        attention = []
-        for block in self.blocks:
-            x = block(x, key_padding_mask=key_padding_mask, need_weights=return_attention)
-            if return_attention:
-                x, weights = x
-                attention.append(weights["self"])
-        x = self.final_norm(x)
-        return (x, attention) if return_attention else x
+        return _encode(self.blocks, self.final_norm, x, key_padding_mask, return_attention)
 
     def masked_lm_logits(
         self,
@@ -618,14 +634,7 @@ class EncoderDecoderModel(nn.Module):
         ``return_attention=True`` also returns a list, one (B, H, Ts, Ts) per layer.
         """
         x = self.encoder_embeddings(src_ids)
-        attention = []
-        for block in self.encoder:
-            x = block(x, key_padding_mask=src_padding_mask, need_weights=return_attention)
-            if return_attention:
-                x, weights = x
-                attention.append(weights["self"])
-        x = self.encoder_norm(x)
-        return (x, attention) if return_attention else x
+        return _encode(self.encoder, self.encoder_norm, x, src_padding_mask, return_attention)
 
     def decode(
         self,
