@@ -50,6 +50,7 @@ __all__ = [
     "FeedForward",
     "SwiGLU",
     "RMSNorm",
+    "make_norm",
     "TransformerBlock",
     "sinusoidal_positions",
     "rotary_cos_sin",
