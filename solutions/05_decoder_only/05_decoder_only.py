@@ -320,9 +320,11 @@ gen = hidden_generator("test_lm_loss", gen)  # the course's secret, if any
 # Every position counts, not only the last one, and the mean is over B * T positions.
 logits = torch.randn(3, 7, 13, generator=gen)
 targets = torch.randint(0, 13, (3, 7), generator=gen)
+# Each reference is computed first; lm_loss gets copies, so a change in place cannot reach it.
+expected = F.cross_entropy(logits.flatten(0, 1), targets.flatten())
 check_tensor(
-    lm_loss(logits, targets),
-    F.cross_entropy(logits.flatten(0, 1), targets.flatten()),
+    lm_loss(logits.clone(), targets.clone()),
+    expected,
     name="lm_loss of logits (3, 7, 13)",
     hint="Average over all B * T positions (not the sum, not only the last position).",
     **TOL,
@@ -330,27 +332,30 @@ check_tensor(
 # Ignored positions: the mean is over the rest.
 targets[0, 4:] = -100
 targets[2, 1] = -100
+expected = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
 check_tensor(
-    lm_loss(logits, targets),
-    F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100),
+    lm_loss(logits.clone(), targets.clone()),
+    expected,
     name="lm_loss with some targets = -100",
     hint="Leave out positions whose target equals ignore_index and divide by how many are left.",
     **TOL,
 )
 targets[targets == -100] = 0
 targets[1, :3] = 7
+expected = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=7)
 check_tensor(
-    lm_loss(logits, targets, ignore_index=7),
-    F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=7),
+    lm_loss(logits.clone(), targets.clone(), ignore_index=7),
+    expected,
     name="lm_loss with ignore_index=7",
     **TOL,
 )
 # Large logits: a stable log-softmax stays finite.
 big = 80 * torch.randn(2, 4, 9, generator=gen)
 t = torch.randint(0, 9, (2, 4), generator=gen)
+expected = F.cross_entropy(big.flatten(0, 1), t.flatten())
 check_tensor(
-    lm_loss(big, t),
-    F.cross_entropy(big.flatten(0, 1), t.flatten()),
+    lm_loss(big.clone(), t.clone()),
+    expected,
     name="lm_loss of logits of size ~100",
     hint="Use torch.log_softmax: softmax(...).log() underflows to log(0) = -inf for large logits.",
     rtol=1e-5,
@@ -358,9 +363,10 @@ check_tensor(
 )
 # A batch of one, a sequence of length one, float64.
 one = torch.randn(1, 1, 5, generator=gen, dtype=torch.float64)
+expected = F.cross_entropy(one.flatten(0, 1), torch.tensor([3]))
 check_tensor(
-    lm_loss(one, torch.tensor([[3]])),
-    F.cross_entropy(one.flatten(0, 1), torch.tensor([3])),
+    lm_loss(one.clone(), torch.tensor([[3]])),
+    expected,
     name="lm_loss of a (1, 1, 5) float64 batch",
     rtol=1e-10,
     atol=1e-12,
@@ -368,11 +374,13 @@ check_tensor(
 # Gradients flow to the logits.
 logits = torch.randn(2, 3, 6, generator=gen, requires_grad=True)
 targets = torch.randint(0, 6, (2, 3), generator=gen)
-lm_loss(logits, targets).backward()
-mine = logits.grad.clone()
+F.cross_entropy(logits.flatten(0, 1), targets.flatten()).backward()  # the reference first
+expected = logits.grad.clone()
 logits.grad = None
-F.cross_entropy(logits.flatten(0, 1), targets.flatten()).backward()
-check_tensor(mine, logits.grad, name="the gradient of lm_loss with respect to the logits", **TOL)
+lm_loss(logits, targets.clone()).backward()
+check_tensor(
+    logits.grad, expected, name="the gradient of lm_loss with respect to the logits", **TOL
+)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -704,10 +712,11 @@ def counting_reference(ids, n, vocab_size, block_size):
 
 start = torch.tensor([[1, 2, 3], [4, 0, 6]])
 stand_in = CountingModel(7, block_size=4)
-out = generate(stand_in, start, 5, block_size=4, temperature=0)
+expected = counting_reference(start, 5, 7, 4)  # references first, the call on a copy
+out = generate(stand_in, start.clone(), 5, block_size=4, temperature=0)
 check_tensor(
     out,
-    counting_reference(start, 5, 7, 4),
+    expected,
     name="generate(..., 5 new tokens, block_size=4, temperature=0) with a model of context 4",
     hint="Crop the context to the last block_size tokens, ids[:, -block_size:], and use the "
     "logits of the last position, logits[:, -1, :].",
@@ -749,8 +758,8 @@ print("✓ generate: visible tests passed")
 # Cropping: every call sees exactly the last block_size tokens (or all, while shorter).
 stand_in = CountingModel(11, block_size=3)
 start = torch.tensor([[5], [2]])
-out = generate(stand_in, start, 6, block_size=3, temperature=0)
 expected = counting_reference(start, 6, 11, 3)
+out = generate(stand_in, start.clone(), 6, block_size=3, temperature=0)
 check_tensor(out, expected, name="generate from a 1-token prompt with block_size=3")
 check_equal(len(stand_in.seen), 6, name="number of model calls for 6 new tokens")
 for i, seen in enumerate(stand_in.seen):
