@@ -925,10 +925,10 @@ gen = hidden_generator("test_top_k_filter", 0)
 for shape, k in [((4, 20), 5), ((2, 3, 17), 1), ((9,), 4), ((3, 10), 10), ((3, 10), 50)]:
     logits = torch.randn(shape, generator=gen)
     before = logits.clone()
-    got = top_k_filter(logits, k)
     kk = min(k, shape[-1])
     kth = torch.topk(logits, kk, dim=-1).values[..., -1:]
-    expected = logits.masked_fill(logits < kth, -INF)
+    expected = logits.masked_fill(logits < kth, -INF)  # the reference first
+    got = top_k_filter(logits, k)
     check_tensor(got, expected, name=f"top_k_filter of shape {shape} with k={k}")
     check_tensor(logits, before, name="logits after top_k_filter (must not change in place)")
 # Ties with the k-th largest are kept; -inf already in the row stays -inf.
@@ -1040,7 +1040,7 @@ check_tensor(
 )
 # p = 1 keeps every token, also in float32 where a running total from the top rounds to 1.
 tiny = torch.tensor([[0.0, -20.0]])  # probabilities 1 - 2e-9 and 2e-9
-check_tensor(top_p_filter(tiny, 1.0), tiny, name="top_p_filter([[0.0, -20.0]], p=1.0)")
+check_tensor(top_p_filter(tiny.clone(), 1.0), tiny, name="top_p_filter([[0.0, -20.0]], p=1.0)")
 wide = 8 * torch.randn(1000, 50, generator=torch.Generator().manual_seed(0))
 check_tensor(
     torch.isinf(top_p_filter(wide, 1.0)).sum(),
@@ -1061,7 +1061,9 @@ check_tensor(
     name="top_p_filter(probabilities (0.2, 0.5, 0.3), p=0.3)",
     hint="The most likely token is always kept: the total before it is 0 < p.",
 )
-check_tensor(top_p_filter(logits, 1.0), logits, name="top_p_filter(..., p=1.0) keeps every token")
+check_tensor(
+    top_p_filter(logits.clone(), 1.0), logits, name="top_p_filter(..., p=1.0) keeps every token"
+)
 # The boundary again, with other sizes: 8 equal tokens and p = 0.75 keep 6; p = 0.25 keeps 2;
 # a batch with a leading axis; a tiny p keeps the most likely token only.
 for n, p, expected in [(8, 0.75, 6), (8, 0.25, 2), (4, 0.25, 1), (16, 0.5, 8)]:
@@ -1106,17 +1108,19 @@ for shape, p, scale in [
 ]:
     x = scale * torch.randn(shape, generator=gen)
     before = x.clone()
+    expected = reference_top_p(x, p)  # the reference first
     check_tensor(
         top_p_filter(x, p),
-        reference_top_p(x, p),
+        expected,
         name=f"top_p_filter of shape {shape} with p={p}",
         hint="Keep exactly the tokens whose preceding (more likely) tokens hold less than p.",
     )
     check_tensor(x, before, name="logits after top_p_filter (must not change in place)")
 # Kept logits keep their values; a row already filtered by top-k stays filtered.
 x = torch.tensor([[0.5, -INF, 2.0, 1.0, -INF]])
+expected = reference_top_p(x, 0.9)
 check_tensor(
-    top_p_filter(x, 0.9), reference_top_p(x, 0.9), name="top_p_filter after top-k (-inf in the row)"
+    top_p_filter(x.clone(), 0.9), expected, name="top_p_filter after top-k (-inf in the row)"
 )
 for bad in (0.0, -0.1, 1.5):
     check_raises(ValueError, top_p_filter, logits, bad, name=f"top_p_filter(..., p={bad})")
@@ -1321,8 +1325,9 @@ B, H, T, D = 2, 3, 6, 4
 q, k, v = (torch.randn(B, H, T, D, generator=gen) for _ in range(3))
 full = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # every position at once
 cache = None
-for t in range(T):
-    out, cache = kv_cache_step(q[:, :, t : t + 1], k[:, :, t : t + 1], v[:, :, t : t + 1], cache)
+for t in range(T):  # each step gets copies: a change in place cannot reach q, k, v
+    step = [x[:, :, t : t + 1].clone() for x in (q, k, v)]
+    out, cache = kv_cache_step(*step, cache)
     check_tensor(
         out, full[:, :, t : t + 1], name=f"output for token {t} with a cache of {t} tokens", **TOL
     )
@@ -1369,10 +1374,11 @@ check_tensor(cache[1], v, name="the cached values after 4 + 1 + 2 tokens")
 k_past, v_past = torch.randn(1, 2, 5, 8, generator=gen), torch.randn(1, 2, 5, 8, generator=gen)
 qn, kn, vn = (torch.randn(1, 2, 1, 8, generator=gen) for _ in range(3))
 saved = (k_past.clone(), v_past.clone())
-out, (k2, v2) = kv_cache_step(qn, kn, vn, (k_past, v_past))
-expected = F.scaled_dot_product_attention(
+expected = F.scaled_dot_product_attention(  # the reference first
     qn, torch.cat([k_past, kn], 2), torch.cat([v_past, vn], 2)
 )
+new_k = kn.clone()
+out, (k2, v2) = kv_cache_step(qn.clone(), kn.clone(), vn.clone(), (k_past, v_past))
 check_tensor(
     out,
     expected,
@@ -1380,8 +1386,8 @@ check_tensor(
     hint="The new query must attend to the cached keys and values as well as its own.",
     **TOL,
 )
-check_tensor(k2[:, :, :5], k_past, name="the past part of the returned keys")
-check_tensor(k2[:, :, 5:], kn, name="the new part of the returned keys (after the past)")
+check_tensor(k2[:, :, :5], saved[0], name="the past part of the returned keys")
+check_tensor(k2[:, :, 5:], new_k, name="the new part of the returned keys (after the past)")
 check_true(
     bool(torch.equal(k_past, saved[0]) and torch.equal(v_past, saved[1])),
     "kv_cache_step changed the cache it was given in place",
