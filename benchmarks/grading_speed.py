@@ -174,6 +174,17 @@ def breakdown(lab: str, show_cells: bool) -> dict:
     }
     if show_cells:
         result["cells_s"] = [(label, round(t, 3)) for label, t in cells]
+        # The kernel's CPU seconds per cell (marks are taken as each cell ends; the first
+        # cell's is not known): robust on a loaded machine, where wall times are not.
+        cpu_marks = KERNEL_CPU[: len(cells)]
+        result["cells_cpu_s"] = sorted(
+            (
+                (label, round(later - earlier, 2))
+                for (label, _), earlier, later in zip(cells[1:], cpu_marks, cpu_marks[1:])
+                if later - earlier >= 0.05
+            ),
+            key=lambda item: -item[1],
+        )
     return result
 
 
