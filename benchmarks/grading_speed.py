@@ -316,8 +316,8 @@ def main() -> None:
     if max(load[0], os.getloadavg()[0]) > QUIET_LOAD:
         print(
             f"  (the load average was {max(load[0], os.getloadavg()[0]):.1f}: the targets are "
-            "for a quiet machine, so these wall times and speed-ups do not decide them; the "
-            "CPU seconds do not depend on the load much)"
+            "for a quiet machine, so these wall times and speed-ups do not decide them; CPU "
+            "seconds depend on the load less (here they varied by up to a quarter))"
         )
 
 
