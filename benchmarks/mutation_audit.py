@@ -18,8 +18,15 @@ could change should then fail in both modes ("... changed its input in place").
 
 During these runs the checks of :mod:`course_utils.checks` record instead of raising, so each
 check is reported by its ``name=``. Everything the wrapper zeroed is restored after each run,
-so the notebook carries on as usual. The audit is a tool for authors, not a test (it takes a
-few minutes per lab); ``tests/tooling/test_test_integrity.py`` runs the cheap part.
+so the notebook carries on as usual.
+
+``--vandals`` (:func:`vandal_audit`) asks the question per test cell part instead: does the
+visible part, and the hidden part, FAIL when the exercise's functions are vandals (the
+solution behind a wrapper that first zeroes, reverses or doubles its inputs in place, then
+answers for them)? ``tests/tooling/test_test_integrity.py`` requires that of every part of
+every lab (about 3 minutes for all labs). ``--per-call N`` also vandalises each of a part's
+first N calls alone and lists the calls no check then notices: a reference read after that
+call, or one that does not depend on the input (an author's tool: expect some of the latter).
 """
 
 from __future__ import annotations
