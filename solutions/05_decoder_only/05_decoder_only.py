@@ -190,9 +190,9 @@ from course_utils.checks import hidden_generator
 gen = hidden_generator("test_lm_batch", 0)
 stream = torch.randint(0, 50, (300,), generator=gen)
 starts = torch.randint(0, 300 - 33, (7,), generator=gen)
-x, y = lm_batch(stream, starts, 32)
-expected_x = torch.stack([stream[int(s) : int(s) + 32] for s in starts])
+expected_x = torch.stack([stream[int(s) : int(s) + 32] for s in starts])  # references first
 expected_y = torch.stack([stream[int(s) + 1 : int(s) + 33] for s in starts])
+x, y = lm_batch(stream.clone(), starts.clone(), 32)
 check_tensor(x, expected_x, name="x of lm_batch with 7 random starts, T = 32")
 check_tensor(
     y,
@@ -202,9 +202,9 @@ check_tensor(
 )
 check_tensor(x[:, 1:], y[:, :-1], name="x[:, 1:] == y[:, :-1] (the targets are the shifted inputs)")
 # One window, a window that ends exactly at the last token, length-1 windows.
-x, y = lm_batch(stream, [300 - 11], 10)
+x, y = lm_batch(stream.clone(), [300 - 11], 10)
 check_tensor(y, stream[-10:].unsqueeze(0), name="y of the window that ends at the last token")
-x, y = lm_batch(stream, [3, 4, 5], 1)
+x, y = lm_batch(stream.clone(), [3, 4, 5], 1)
 check_tensor(x, torch.tensor([[stream[3]], [stream[4]], [stream[5]]]), name="x with block_size 1")
 check_tensor(y, torch.tensor([[stream[4]], [stream[5]], [stream[6]]]), name="y with block_size 1")
 check_raises(
