@@ -18,8 +18,15 @@ could change should then fail in both modes ("... changed its input in place").
 
 During these runs the checks of :mod:`course_utils.checks` record instead of raising, so each
 check is reported by its ``name=``. Everything the wrapper zeroed is restored after each run,
-so the notebook carries on as usual. The audit is a tool for authors, not a test (it takes a
-few minutes per lab); ``tests/tooling/test_test_integrity.py`` runs the cheap part.
+so the notebook carries on as usual.
+
+``--vandals`` (:func:`vandal_audit`) asks the question per test cell part instead: does the
+visible part, and the hidden part, FAIL when the exercise's functions are vandals (the
+solution behind a wrapper that first zeroes, reverses or doubles its inputs in place, then
+answers for them)? ``tests/tooling/test_test_integrity.py`` requires that of every part of
+every lab (about 3 minutes for all labs). ``--per-call N`` also vandalises each of a part's
+first N calls alone and lists the calls no check then notices: a reference read after that
+call, or one that does not depend on the input (an author's tool: expect some of the latter).
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 KERNEL_HELPERS = r"""
 import functools as _audit_ft
+import numpy as _audit_np
 import torch as _audit_torch
 import course_utils.checks as _audit_checks
 
@@ -44,16 +52,33 @@ _audit_log = []
 _audit_originals = {}
 
 
+_audit_how = ["zero"]
+
+
 def _audit_mutate(obj, seen=None):
+    # Zero (or, with _audit_how[0] == "flip", reverse) obj in place; remember how it was.
     seen = set() if seen is None else seen
     if id(obj) in seen:
         return
     seen.add(id(obj))
+    flip, double = _audit_how[0] == "flip", _audit_how[0] == "double"
+    if isinstance(obj, _audit_np.ndarray) and obj.flags.writeable and obj.size:
+        try:
+            obj = _audit_torch.from_numpy(obj)  # shares the array's memory
+        except TypeError:
+            return
     if isinstance(obj, _audit_torch.Tensor):
+        if double and not obj.is_floating_point():
+            return
         try:
             _audit_saved.append((obj, obj.detach().clone()))
             with _audit_torch.no_grad():
-                obj.zero_()
+                if flip:  # the same values elsewhere: ids stay ids, masks stay masks
+                    obj.copy_(obj.flip(list(range(obj.dim()))))
+                elif double:  # positive stays positive, ids and masks are left alone
+                    obj.mul_(2)
+                else:
+                    obj.zero_()
         except Exception:
             _audit_saved.pop()
     elif isinstance(obj, _audit_torch.nn.Module):
@@ -61,7 +86,14 @@ def _audit_mutate(obj, seen=None):
             _audit_mutate(tensor, seen)
     elif isinstance(obj, list):
         _audit_saved.append((obj, list(obj)))
+        if flip:
+            obj.reverse()
         for index, item in enumerate(obj):
+            if double and isinstance(item, float):
+                obj[index] = 2 * item
+                continue
+            if (flip or double) and isinstance(item, (bool, int, float, str)):
+                continue
             if isinstance(item, bool):
                 obj[index] = False
             elif isinstance(item, (int, float)):
@@ -74,7 +106,8 @@ def _audit_mutate(obj, seen=None):
         _audit_saved.append((obj, dict(obj)))
         for key, item in list(obj.items()):
             if isinstance(item, (int, float)) and not isinstance(item, bool):
-                obj[key] = 0
+                if not (flip or double):
+                    obj[key] = 0
             else:
                 _audit_mutate(item, seen)
 
@@ -92,10 +125,27 @@ def _audit_restore():
             obj.update(copy)
 
 
+_audit_touched = [0]
+_AUDIT_VANDALS = ("zero", "flip", "double")
+_audit_calls = [0, -1]  # calls so far, the one call to vandalise (-1: every call)
+
+
 def _audit_wrapper(fn, mode):
     @_audit_ft.wraps(fn)
     def wrapper(*args, **kwargs):
         inputs = [*args, *kwargs.values()]
+        call = _audit_calls[0]
+        _audit_calls[0] += 1
+        if mode in _AUDIT_VANDALS and _audit_calls[1] not in (-1, call):
+            return fn(*args, **kwargs)
+        if mode in _AUDIT_VANDALS:  # a vandal: changes its inputs, then answers for them
+            _audit_how[0] = mode
+            count = len(_audit_saved)
+            for item in inputs:
+                _audit_mutate(item)
+            _audit_how[0] = "zero"
+            _audit_touched[0] += len(_audit_saved) - count
+            return fn(*args, **kwargs)
         if mode == "before":
             for item in inputs:
                 _audit_mutate(item)
@@ -257,6 +307,116 @@ def audit(lab: str, modes=("after", "before"), guard: bool = False) -> dict:
     return report
 
 
+HIDDEN_BEGIN = "### BEGIN HIDDEN TESTS"
+VANDALS = ("zero", "flip", "double")
+CAUGHT = ("CheckFailed:", "AssertionError:")
+
+
+def split_test(source: str) -> tuple[str, str]:
+    """A test cell's visible part and its hidden part ("" when it has none)."""
+    if HIDDEN_BEGIN not in source:
+        return source, ""
+    visible, hidden = source.split(HIDDEN_BEGIN, 1)
+    return visible, HIDDEN_BEGIN + hidden
+
+
+def vandal_audit(lab: str, notebook: Path | None = None, per_call: int = 0) -> list[dict]:
+    """Run each test cell's visible part, then its hidden part, against vandals.
+
+    A vandal is the solution behind a wrapper that first changes every input it was given in
+    place (``zero``: tensors, arrays and numbers to 0; ``flip``: tensors and arrays reversed
+    along every axis, lists reversed; ``double``: floating-point values times 2) and then
+    answers for the changed inputs: a wrong function whose answer a
+    reference computed from those inputs after the call would confirm. Each part runs in the
+    notebook's own kernel, as in the learner's notebook: no call guard. For each part and
+    vandal the entry says ``caught`` (a check failed), ``error: ...`` (the cell failed
+    otherwise), ``passed`` (the vandal passed: a reference read after the call, or a check
+    that cannot tell), or ``untouched`` (the calls had nothing to change in place).
+    """
+    path = notebook or ROOT / "solutions" / lab / f"{lab}.ipynb"
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    kernel = Kernel()
+    entries: list[dict] = []
+    try:
+        ok, err = kernel.run(KERNEL_HELPERS)
+        assert ok, err
+        names: list[str] = []
+        for cell in cells:
+            if cell["cell_type"] != "code":
+                continue
+            meta = cell["metadata"].get("nbgrader", {})
+            source = "".join(cell["source"])
+            if meta.get("solution") and not meta.get("grade"):
+                names = _defs(source)
+            if not (meta.get("grade") and not meta.get("solution")):
+                ok, err = kernel.run(source)
+                if not ok:
+                    raise RuntimeError(f"{lab}: cell {meta.get('grade_id')} failed: {err}")
+                continue
+            entry = {"lab": lab, "test": meta["grade_id"], "functions": names}
+            visible, hidden = split_test(source)
+            for part, code in (("visible", visible), ("hidden", hidden)):
+                if not code.strip():
+                    continue
+                outcomes = {}
+                for vandal in VANDALS:
+                    if part == "hidden":  # the hidden part reads what the visible part made
+                        ok, err = kernel.run(visible)
+                        if not ok:
+                            raise RuntimeError(f"{lab}: {meta['grade_id']} failed: {err}")
+                    kernel.run(f"_audit_touched[0] = 0; _audit_install({names!r}, {vandal!r})")
+                    ok, err = kernel.run(code)
+                    kernel.run("_audit_uninstall(); _audit_restore()")
+                    touched = kernel.value("_audit_touched[0]")
+                    if ok:
+                        outcomes[vandal] = "passed" if touched else "untouched"
+                    else:
+                        outcomes[vandal] = "caught" if err.startswith(CAUGHT) else f"error: {err}"
+                entry[part] = outcomes
+                if per_call:  # each of the first calls vandalised alone (zero, then flip)
+                    entry[part + "_calls"] = calls = []
+                    for target in range(per_call):
+                        outcome = {}
+                        for vandal in VANDALS:
+                            if part == "hidden":
+                                kernel.run(visible)
+                            kernel.run(
+                                f"_audit_touched[0] = 0; _audit_calls[:] = [0, {target}]; "
+                                f"_audit_install({names!r}, {vandal!r})"
+                            )
+                            ok, err = kernel.run(code)
+                            kernel.run("_audit_uninstall(); _audit_restore()")
+                            touched, count = kernel.value("[_audit_touched[0], _audit_calls[0]]")
+                            if ok:
+                                outcome[vandal] = "passed" if touched else "untouched"
+                            else:
+                                outcome[vandal] = (
+                                    "caught" if err.startswith(CAUGHT) else f"error: {err}"
+                                )
+                        if count <= target:
+                            break
+                        calls.append(verdict(outcome))
+                    kernel.run("_audit_calls[:] = [0, -1]")
+            ok, err = kernel.run(source)  # for real, so that later cells find their names
+            if not ok:
+                raise RuntimeError(f"{lab}: {meta['grade_id']} failed: {err}")
+            entries.append(entry)
+            print(json.dumps(entry), flush=True)
+    finally:
+        kernel.close()
+    return entries
+
+
+def verdict(outcomes: dict) -> str:
+    """``caught`` if some vandal failed a check, ``untouched`` if none could change an input."""
+    values = list(outcomes.values())
+    if "caught" in values:
+        return "caught"
+    if all(v == "untouched" for v in values):
+        return "untouched"
+    return "NOT caught: " + ", ".join(f"{k} {v}" for k, v in outcomes.items())
+
+
 def _print_entry(entry: dict) -> None:
     print(f"{entry['test']} (wraps {', '.join(entry['functions'])}): normal {entry['normal']}")
     after = entry.get("after")
@@ -290,10 +450,31 @@ def main() -> None:
     parser.add_argument(
         "--guard", action="store_true", help="call the learner's code through the grading guard"
     )
+    parser.add_argument(
+        "--vandals",
+        action="store_true",
+        help="only: does each test cell's visible and hidden part fail against the vandals?",
+    )
+    parser.add_argument(
+        "--per-call",
+        type=int,
+        default=0,
+        help="with --vandals: also vandalise each of the first N calls of a part alone",
+    )
     args = parser.parse_args()
     from course_utils import config
 
     labs = args.labs or list(config.LAB_NAMES)
+    if args.vandals:
+        for lab in labs:
+            for entry in vandal_audit(lab, per_call=args.per_call):
+                for part in ("visible", "hidden"):
+                    if part in entry:
+                        print(f"{lab} {entry['test']} {part}: {verdict(entry[part])}")
+                    for index, result in enumerate(entry.get(part + "_calls", [])):
+                        if result != "caught":
+                            print(f"    call {index + 1} alone: {result}")
+        return
     reports = []
     for lab in labs:
         print(f"== {lab}", flush=True)

@@ -75,6 +75,28 @@ def submitted_students(root: Path, lab: str) -> list[str]:
     )
 
 
+def submission_problem(root: Path, lab: str, student: str) -> str:
+    """'' when nbgrader can read every notebook of this submission, else one line saying
+    which file and cell cannot be (nbgrader itself would stop on it with its traceback)."""
+    import json
+
+    from .nbgrader_steps import check_sources
+
+    folder = Path(root) / "submitted" / student / lab
+    for path in sorted(folder.glob("*.ipynb")):
+        name = f"{lab}/{path.name}"
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as error:
+            return f"{name} is not a readable notebook ({type(error).__name__})"
+        if not isinstance(data, dict) or not isinstance(data.get("cells", []), list):
+            return f"{name} is not a notebook (no list of cells)"
+        problem = check_sources(data)
+        if problem:
+            return f"{name}: {problem}"
+    return ""
+
+
 def _db_path(root: Path) -> Path:
     return Path(root) / "gradebook.db"
 
@@ -206,7 +228,11 @@ def autograde(
     start = time.monotonic()
     queue: Queue[str] = Queue()
     for student in students:
-        queue.put(student)
+        problem = submission_problem(root, lab, student)
+        if problem:  # one line for this student; nbgrader would print a traceback
+            done[student] = StudentRun(student, 2, 0.0, problem)
+        else:
+            queue.put(student)
 
     def work() -> None:
         worker = Worker(root, lab)
@@ -220,8 +246,9 @@ def autograde(
         finally:
             worker.close()
 
+    jobs = max(1, min(jobs, queue.qsize()))
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        for future in [pool.submit(work) for _ in range(jobs)]:
+        for future in [pool.submit(work) for _ in range(jobs if queue.qsize() else 0)]:
             future.result()
     scores = read_scores(root, lab, students)
     runs = []
@@ -232,6 +259,8 @@ def autograde(
         runs.append(run)
         if run.ok:
             say(f"  {student}: {run.score:g}/{run.max_score:g} ({run.seconds:.0f} s)")
+        elif run.returncode == 2:
+            say(f"  {student}: NOT GRADED: {run.output}")
         else:
             tail = [line for line in run.output.splitlines() if line.strip()][-3:]
             say(f"  {student}: NOT GRADED (exit {run.returncode}): " + " | ".join(tail)[:400])

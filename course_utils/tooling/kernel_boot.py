@@ -9,7 +9,12 @@ replaced ``sys.modules`` entry, a patched module attribute (``mock.patch``), a t
 keeps re-installing a fake module, ``importlib.reload`` or a rewritten file cannot change what
 a test cell checks with.
 
-It also caps what one cell may print (:mod:`course_utils.tooling.output_cap`).
+It also caps what one cell may print (:mod:`course_utils.tooling.output_cap`), and keeps the
+packages in :data:`NOT_WHILE_GRADING` from loading: the labs use ``transformers`` only in
+demonstrations that compare our models with the library's and skip themselves when it is not
+installed (``except ImportError``); no exercise or test needs it
+(``tests/tooling/test_grading_kernel.py`` checks that), and importing it cost about 1.2 CPU seconds
+per submission of labs 04-06, a sixth of their grading.
 """
 
 from __future__ import annotations
@@ -18,7 +23,24 @@ import sys
 
 from course_utils.tooling.trusted import install
 
+NOT_WHILE_GRADING = ("transformers",)
+
+
+class SkipWhileGrading:
+    """A ``sys.meta_path`` finder: importing one of ``NOT_WHILE_GRADING`` raises
+    ModuleNotFoundError, as if it were not installed."""
+
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name.partition(".")[0] in NOT_WHILE_GRADING:
+            raise ModuleNotFoundError(
+                f"No module named {name!r} (not loaded while grading)", name=name
+            )
+        return None
+
+
 if __name__ == "__main__":
+    sys.meta_path.insert(0, SkipWhileGrading())
     install()
     from course_utils.tooling import call_guard
 

@@ -312,9 +312,9 @@ check_true(
 # the global seed (fork_rng: the global seed is given back afterwards).
 with torch.random.fork_rng():
     torch.manual_seed(1)
-    a = mask_tokens(ids, V, generator=torch.Generator().manual_seed(7))
+    a = mask_tokens(ids.clone(), V, generator=torch.Generator().manual_seed(7))
     torch.manual_seed(2)
-    b = mask_tokens(ids, V, generator=torch.Generator().manual_seed(7))
+    b = mask_tokens(ids.clone(), V, generator=torch.Generator().manual_seed(7))
 check_true(
     bool(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])),
     "two calls with generators seeded alike gave different masks",
@@ -752,7 +752,7 @@ gen = hidden_generator("test_mean_pool", gen)  # the course's secret, if any
 noisy = hidden.clone()
 noisy[pad] = 1e6
 check_tensor(
-    mean_pool(noisy, pad),
+    mean_pool(noisy.clone(), pad.clone()),
     expected,
     name="mean_pool with 1e6 at the padded positions",
     hint="The padded vectors must not enter the sum: zero them before summing.",
@@ -762,16 +762,17 @@ check_tensor(
 x = torch.randn(1, 7, 6, generator=gen)
 longer = torch.cat([x, torch.randn(1, 5, 6, generator=gen)], 1)
 mask = torch.tensor([[False] * 7 + [True] * 5])
+expected = x.mean(1)  # the reference first; every call gets copies
 check_tensor(
-    mean_pool(longer, mask),
-    x.mean(1),
+    mean_pool(longer.clone(), mask.clone()),
+    expected,
     name="mean_pool of a text padded by 5 equals the unpadded mean",
     **TOL,
 )
-check_tensor(mean_pool(x.clone(), None), x.mean(1), name="mean_pool(hidden, None)", **TOL)
+check_tensor(mean_pool(x.clone(), None), expected, name="mean_pool(hidden, None)", **TOL)
 check_tensor(
-    mean_pool(x, torch.zeros(1, 7, dtype=torch.bool)),
-    x.mean(1),
+    mean_pool(x.clone(), torch.zeros(1, 7, dtype=torch.bool)),
+    expected,
     name="mean_pool with an all-False mask",
     **TOL,
 )
@@ -781,7 +782,9 @@ for b, t, c in [(1, 1, 8), (4, 9, 1), (2, 26, 64)]:
     lengths = torch.randint(1, t + 1, (b,), generator=gen)
     m = torch.arange(t)[None, :] >= lengths[:, None]
     exp = torch.stack([h[i, : lengths[i]].mean(0) for i in range(b)])
-    check_tensor(mean_pool(h, m), exp, name=f"mean_pool of float64 ({b}, {t}, {c})", **TOL)
+    check_tensor(
+        mean_pool(h.clone(), m.clone()), exp, name=f"mean_pool of float64 ({b}, {t}, {c})", **TOL
+    )
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -863,19 +866,24 @@ check_equal(tuple(clf.head.weight.shape), (3, 16), name="head.weight.shape for C
 check_true(clf.encoder is enc, "self.encoder must be the encoder passed in")
 ids = torch.randint(5, 50, (4, 10), generator=gen)
 pad = torch.arange(10)[None, :] >= torch.tensor([10, 7, 3, 1])[:, None]
-logits = clf(ids, key_padding_mask=pad)
+# The references first, from the weights as they are now; the calls get copies of the inputs.
 with torch.no_grad():
     hidden = enc(ids, key_padding_mask=pad)
     real = (~pad).float()[..., None]
     pooled = (hidden * real).sum(1) / real.sum(1)
     expected = pooled @ clf.head.weight.T + clf.head.bias
+logits = clf(ids.clone(), key_padding_mask=pad.clone())
 check_tensor(logits.detach(), expected, name="SentimentClassifier(pooling='mean') logits", **TOL)
 # [CLS] pooling uses the first position.
 cls_clf = SentimentClassifier(enc, n_classes=2, pooling="cls", dropout=0.0).eval()
 with torch.no_grad():
-    expected = hidden[:, 0] @ cls_clf.head.weight.T.clone() + cls_clf.head.bias.clone()
+    hidden = enc(ids, key_padding_mask=pad)
+    expected = hidden[:, 0] @ cls_clf.head.weight.T + cls_clf.head.bias
 check_tensor(
-    cls_clf(ids, key_padding_mask=pad).detach(), expected, name="pooling='cls' logits", **TOL
+    cls_clf(ids.clone(), key_padding_mask=pad.clone()).detach(),
+    expected,
+    name="pooling='cls' logits",
+    **TOL,
 )
 check_raises(
     ValueError,
@@ -889,16 +897,16 @@ print("✓ classifier: visible tests passed")
 # Padding does not change a review's logits (the mask reaches the encoder and the pooling).
 short = ids[2:3, :3]
 check_tensor(
-    clf(ids[2:3], key_padding_mask=pad[2:3]).detach(),
-    clf(short, key_padding_mask=torch.zeros(1, 3, dtype=torch.bool)).detach(),
+    clf(ids[2:3].clone(), key_padding_mask=pad[2:3].clone()).detach(),
+    clf(short.clone(), key_padding_mask=torch.zeros(1, 3, dtype=torch.bool)).detach(),
     name="logits of a padded review vs the same review unpadded",
     hint="Pass key_padding_mask to the encoder and to mean_pool.",
     rtol=1e-4,
     atol=1e-5,
 )
 check_tensor(
-    clf(ids).detach(),
-    clf(ids, key_padding_mask=torch.zeros(4, 10, dtype=torch.bool)).detach(),
+    clf(ids.clone()).detach(),
+    clf(ids.clone(), key_padding_mask=torch.zeros(4, 10, dtype=torch.bool)).detach(),
     name="key_padding_mask=None equals an all-False mask",
     **TOL,
 )
@@ -1286,9 +1294,9 @@ TOL = dict(rtol=1e-5, atol=1e-6)  # float32 divisions in another order
 gen = torch.Generator().manual_seed(0)
 queries = torch.randn(3, 8, generator=gen)
 keys = torch.randn(20, 8, generator=gen) * torch.rand(20, 1, generator=gen) * 5  # varied lengths
-scores, indices = top_k_cosine(queries, keys, 4)
 similarity = F.cosine_similarity(queries[:, None, :], keys[None, :, :], dim=-1)  # (3, 20)
-expected = similarity.topk(4, dim=-1)
+expected = similarity.topk(4, dim=-1)  # the reference first; the call gets copies
+scores, indices = top_k_cosine(queries.clone(), keys.clone(), 4)
 check_tensor(indices, expected.indices, name="top_k_cosine(3 queries, 20 keys, k=4) indices")
 check_tensor(scores, expected.values, name="top_k_cosine(...) scores", **TOL)
 # exclude: the queries are rows 3, 0, 7, 12 and 20 of the bank, and none may find itself.
@@ -1297,7 +1305,7 @@ rows = torch.tensor([3, 0, 7, 12, 20])
 sim = F.cosine_similarity(bank[rows, None].clone(), bank[None].clone(), dim=-1)  # (5, 30)
 sim[torch.arange(5), rows] = -float("inf")
 ref = sim.topk(3, dim=-1)
-s, i = top_k_cosine(bank[rows], bank, 3, exclude=rows.clone())
+s, i = top_k_cosine(bank[rows], bank.clone(), 3, exclude=rows.clone())
 check_tensor(
     i,
     ref.indices,
@@ -1333,7 +1341,7 @@ far = torch.tensor([3, 0, 7, 7, 29])
 sim = F.cosine_similarity(bank[:5, None].clone(), bank[None].clone(), dim=-1)
 sim[torch.arange(5), far] = -float("inf")
 ref = sim.topk(4, dim=-1)
-s, i = top_k_cosine(bank[:5], bank, 4, exclude=far)
+s, i = top_k_cosine(bank[:5], bank.clone(), 4, exclude=far.clone())
 check_tensor(i, ref.indices, name="top_k_cosine with exclude=[3, 0, 7, 7, 29]: indices")
 # Without exclude, a query in the bank is its own best match, with score 1.
 s, i = top_k_cosine(bank[:5], bank, 1)

@@ -190,9 +190,9 @@ from course_utils.checks import hidden_generator
 gen = hidden_generator("test_lm_batch", 0)
 stream = torch.randint(0, 50, (300,), generator=gen)
 starts = torch.randint(0, 300 - 33, (7,), generator=gen)
-x, y = lm_batch(stream, starts, 32)
-expected_x = torch.stack([stream[int(s) : int(s) + 32] for s in starts])
+expected_x = torch.stack([stream[int(s) : int(s) + 32] for s in starts])  # references first
 expected_y = torch.stack([stream[int(s) + 1 : int(s) + 33] for s in starts])
+x, y = lm_batch(stream.clone(), starts.clone(), 32)
 check_tensor(x, expected_x, name="x of lm_batch with 7 random starts, T = 32")
 check_tensor(
     y,
@@ -202,9 +202,9 @@ check_tensor(
 )
 check_tensor(x[:, 1:], y[:, :-1], name="x[:, 1:] == y[:, :-1] (the targets are the shifted inputs)")
 # One window, a window that ends exactly at the last token, length-1 windows.
-x, y = lm_batch(stream, [300 - 11], 10)
+x, y = lm_batch(stream.clone(), [300 - 11], 10)
 check_tensor(y, stream[-10:].unsqueeze(0), name="y of the window that ends at the last token")
-x, y = lm_batch(stream, [3, 4, 5], 1)
+x, y = lm_batch(stream.clone(), [3, 4, 5], 1)
 check_tensor(x, torch.tensor([[stream[3]], [stream[4]], [stream[5]]]), name="x with block_size 1")
 check_tensor(y, torch.tensor([[stream[4]], [stream[5]], [stream[6]]]), name="y with block_size 1")
 check_raises(
@@ -320,9 +320,11 @@ gen = hidden_generator("test_lm_loss", gen)  # the course's secret, if any
 # Every position counts, not only the last one, and the mean is over B * T positions.
 logits = torch.randn(3, 7, 13, generator=gen)
 targets = torch.randint(0, 13, (3, 7), generator=gen)
+# Each reference is computed first; lm_loss gets copies, so a change in place cannot reach it.
+expected = F.cross_entropy(logits.flatten(0, 1), targets.flatten())
 check_tensor(
-    lm_loss(logits, targets),
-    F.cross_entropy(logits.flatten(0, 1), targets.flatten()),
+    lm_loss(logits.clone(), targets.clone()),
+    expected,
     name="lm_loss of logits (3, 7, 13)",
     hint="Average over all B * T positions (not the sum, not only the last position).",
     **TOL,
@@ -330,27 +332,30 @@ check_tensor(
 # Ignored positions: the mean is over the rest.
 targets[0, 4:] = -100
 targets[2, 1] = -100
+expected = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
 check_tensor(
-    lm_loss(logits, targets),
-    F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100),
+    lm_loss(logits.clone(), targets.clone()),
+    expected,
     name="lm_loss with some targets = -100",
     hint="Leave out positions whose target equals ignore_index and divide by how many are left.",
     **TOL,
 )
 targets[targets == -100] = 0
 targets[1, :3] = 7
+expected = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=7)
 check_tensor(
-    lm_loss(logits, targets, ignore_index=7),
-    F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=7),
+    lm_loss(logits.clone(), targets.clone(), ignore_index=7),
+    expected,
     name="lm_loss with ignore_index=7",
     **TOL,
 )
 # Large logits: a stable log-softmax stays finite.
 big = 80 * torch.randn(2, 4, 9, generator=gen)
 t = torch.randint(0, 9, (2, 4), generator=gen)
+expected = F.cross_entropy(big.flatten(0, 1), t.flatten())
 check_tensor(
-    lm_loss(big, t),
-    F.cross_entropy(big.flatten(0, 1), t.flatten()),
+    lm_loss(big.clone(), t.clone()),
+    expected,
     name="lm_loss of logits of size ~100",
     hint="Use torch.log_softmax: softmax(...).log() underflows to log(0) = -inf for large logits.",
     rtol=1e-5,
@@ -358,9 +363,10 @@ check_tensor(
 )
 # A batch of one, a sequence of length one, float64.
 one = torch.randn(1, 1, 5, generator=gen, dtype=torch.float64)
+expected = F.cross_entropy(one.flatten(0, 1), torch.tensor([3]))
 check_tensor(
-    lm_loss(one, torch.tensor([[3]])),
-    F.cross_entropy(one.flatten(0, 1), torch.tensor([3])),
+    lm_loss(one.clone(), torch.tensor([[3]])),
+    expected,
     name="lm_loss of a (1, 1, 5) float64 batch",
     rtol=1e-10,
     atol=1e-12,
@@ -368,11 +374,13 @@ check_tensor(
 # Gradients flow to the logits.
 logits = torch.randn(2, 3, 6, generator=gen, requires_grad=True)
 targets = torch.randint(0, 6, (2, 3), generator=gen)
-lm_loss(logits, targets).backward()
-mine = logits.grad.clone()
+F.cross_entropy(logits.flatten(0, 1), targets.flatten()).backward()  # the reference first
+expected = logits.grad.clone()
 logits.grad = None
-F.cross_entropy(logits.flatten(0, 1), targets.flatten()).backward()
-check_tensor(mine, logits.grad, name="the gradient of lm_loss with respect to the logits", **TOL)
+lm_loss(logits, targets.clone()).backward()
+check_tensor(
+    logits.grad, expected, name="the gradient of lm_loss with respect to the logits", **TOL
+)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -704,10 +712,11 @@ def counting_reference(ids, n, vocab_size, block_size):
 
 start = torch.tensor([[1, 2, 3], [4, 0, 6]])
 stand_in = CountingModel(7, block_size=4)
-out = generate(stand_in, start, 5, block_size=4, temperature=0)
+expected = counting_reference(start, 5, 7, 4)  # references first, the call on a copy
+out = generate(stand_in, start.clone(), 5, block_size=4, temperature=0)
 check_tensor(
     out,
-    counting_reference(start, 5, 7, 4),
+    expected,
     name="generate(..., 5 new tokens, block_size=4, temperature=0) with a model of context 4",
     hint="Crop the context to the last block_size tokens, ids[:, -block_size:], and use the "
     "logits of the last position, logits[:, -1, :].",
@@ -749,8 +758,8 @@ print("✓ generate: visible tests passed")
 # Cropping: every call sees exactly the last block_size tokens (or all, while shorter).
 stand_in = CountingModel(11, block_size=3)
 start = torch.tensor([[5], [2]])
-out = generate(stand_in, start, 6, block_size=3, temperature=0)
 expected = counting_reference(start, 6, 11, 3)
+out = generate(stand_in, start.clone(), 6, block_size=3, temperature=0)
 check_tensor(out, expected, name="generate from a 1-token prompt with block_size=3")
 check_equal(len(stand_in.seen), 6, name="number of model calls for 6 new tokens")
 for i, seen in enumerate(stand_in.seen):
@@ -916,10 +925,10 @@ gen = hidden_generator("test_top_k_filter", 0)
 for shape, k in [((4, 20), 5), ((2, 3, 17), 1), ((9,), 4), ((3, 10), 10), ((3, 10), 50)]:
     logits = torch.randn(shape, generator=gen)
     before = logits.clone()
-    got = top_k_filter(logits, k)
     kk = min(k, shape[-1])
     kth = torch.topk(logits, kk, dim=-1).values[..., -1:]
-    expected = logits.masked_fill(logits < kth, -INF)
+    expected = logits.masked_fill(logits < kth, -INF)  # the reference first
+    got = top_k_filter(logits, k)
     check_tensor(got, expected, name=f"top_k_filter of shape {shape} with k={k}")
     check_tensor(logits, before, name="logits after top_k_filter (must not change in place)")
 # Ties with the k-th largest are kept; -inf already in the row stays -inf.
@@ -1031,7 +1040,7 @@ check_tensor(
 )
 # p = 1 keeps every token, also in float32 where a running total from the top rounds to 1.
 tiny = torch.tensor([[0.0, -20.0]])  # probabilities 1 - 2e-9 and 2e-9
-check_tensor(top_p_filter(tiny, 1.0), tiny, name="top_p_filter([[0.0, -20.0]], p=1.0)")
+check_tensor(top_p_filter(tiny.clone(), 1.0), tiny, name="top_p_filter([[0.0, -20.0]], p=1.0)")
 wide = 8 * torch.randn(1000, 50, generator=torch.Generator().manual_seed(0))
 check_tensor(
     torch.isinf(top_p_filter(wide, 1.0)).sum(),
@@ -1052,7 +1061,9 @@ check_tensor(
     name="top_p_filter(probabilities (0.2, 0.5, 0.3), p=0.3)",
     hint="The most likely token is always kept: the total before it is 0 < p.",
 )
-check_tensor(top_p_filter(logits, 1.0), logits, name="top_p_filter(..., p=1.0) keeps every token")
+check_tensor(
+    top_p_filter(logits.clone(), 1.0), logits, name="top_p_filter(..., p=1.0) keeps every token"
+)
 # The boundary again, with other sizes: 8 equal tokens and p = 0.75 keep 6; p = 0.25 keeps 2;
 # a batch with a leading axis; a tiny p keeps the most likely token only.
 for n, p, expected in [(8, 0.75, 6), (8, 0.25, 2), (4, 0.25, 1), (16, 0.5, 8)]:
@@ -1097,17 +1108,19 @@ for shape, p, scale in [
 ]:
     x = scale * torch.randn(shape, generator=gen)
     before = x.clone()
+    expected = reference_top_p(x, p)  # the reference first
     check_tensor(
         top_p_filter(x, p),
-        reference_top_p(x, p),
+        expected,
         name=f"top_p_filter of shape {shape} with p={p}",
         hint="Keep exactly the tokens whose preceding (more likely) tokens hold less than p.",
     )
     check_tensor(x, before, name="logits after top_p_filter (must not change in place)")
 # Kept logits keep their values; a row already filtered by top-k stays filtered.
 x = torch.tensor([[0.5, -INF, 2.0, 1.0, -INF]])
+expected = reference_top_p(x, 0.9)
 check_tensor(
-    top_p_filter(x, 0.9), reference_top_p(x, 0.9), name="top_p_filter after top-k (-inf in the row)"
+    top_p_filter(x.clone(), 0.9), expected, name="top_p_filter after top-k (-inf in the row)"
 )
 for bad in (0.0, -0.1, 1.5):
     check_raises(ValueError, top_p_filter, logits, bad, name=f"top_p_filter(..., p={bad})")
@@ -1312,8 +1325,9 @@ B, H, T, D = 2, 3, 6, 4
 q, k, v = (torch.randn(B, H, T, D, generator=gen) for _ in range(3))
 full = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # every position at once
 cache = None
-for t in range(T):
-    out, cache = kv_cache_step(q[:, :, t : t + 1], k[:, :, t : t + 1], v[:, :, t : t + 1], cache)
+for t in range(T):  # each step gets copies: a change in place cannot reach q, k, v
+    step = [x[:, :, t : t + 1].clone() for x in (q, k, v)]
+    out, cache = kv_cache_step(*step, cache)
     check_tensor(
         out, full[:, :, t : t + 1], name=f"output for token {t} with a cache of {t} tokens", **TOL
     )
@@ -1360,10 +1374,11 @@ check_tensor(cache[1], v, name="the cached values after 4 + 1 + 2 tokens")
 k_past, v_past = torch.randn(1, 2, 5, 8, generator=gen), torch.randn(1, 2, 5, 8, generator=gen)
 qn, kn, vn = (torch.randn(1, 2, 1, 8, generator=gen) for _ in range(3))
 saved = (k_past.clone(), v_past.clone())
-out, (k2, v2) = kv_cache_step(qn, kn, vn, (k_past, v_past))
-expected = F.scaled_dot_product_attention(
+expected = F.scaled_dot_product_attention(  # the reference first
     qn, torch.cat([k_past, kn], 2), torch.cat([v_past, vn], 2)
 )
+new_k = kn.clone()
+out, (k2, v2) = kv_cache_step(qn.clone(), kn.clone(), vn.clone(), (k_past, v_past))
 check_tensor(
     out,
     expected,
@@ -1371,8 +1386,8 @@ check_tensor(
     hint="The new query must attend to the cached keys and values as well as its own.",
     **TOL,
 )
-check_tensor(k2[:, :, :5], k_past, name="the past part of the returned keys")
-check_tensor(k2[:, :, 5:], kn, name="the new part of the returned keys (after the past)")
+check_tensor(k2[:, :, :5], saved[0], name="the past part of the returned keys")
+check_tensor(k2[:, :, 5:], new_k, name="the new part of the returned keys (after the past)")
 check_true(
     bool(torch.equal(k_past, saved[0]) and torch.equal(v_past, saved[1])),
     "kv_cache_step changed the cache it was given in place",

@@ -289,11 +289,11 @@ memory = torch.randn(3, 7, 16, generator=gen)  # 7 source positions
 pad = torch.zeros(3, 7, dtype=torch.bool)
 pad[1, 5:] = True  # source 1 has 5 real tokens, source 2 has 3
 pad[2, 3:] = True
-out, weights = layer(x, memory, pad)
-with torch.no_grad():
+with torch.no_grad():  # the reference first; the layer gets copies
     expected, expected_w = mha(
         x, memory, memory, key_padding_mask=pad, need_weights=True, average_attn_weights=False
     )
+out, weights = layer(x.clone(), memory.clone(), pad.clone())
 check_tensor(out, expected, name="CrossAttention(x (3, 5, 16), memory (3, 7, 16), padding)", **TOL)
 check_tensor(weights, expected_w, name="its weights (B, H, Tq, Tk)", **TOL)
 print("✓ cross_attention: visible tests passed")
@@ -311,9 +311,9 @@ for b, t_q, t_k, c, h in [(2, 6, 6, 16, 4), (2, 4, 9, 12, 3), (1, 1, 5, 8, 1), (
     copy_from_torch(layer, mha)
     x = torch.randn(b, t_q, c, generator=gen)
     memory = torch.randn(b, t_k, c, generator=gen)
-    out, weights = layer(x, memory)
     with torch.no_grad():
         expected, expected_w = mha(x, memory, memory, need_weights=True, average_attn_weights=False)
+    out, weights = layer(x.clone(), memory.clone())
     name = f"CrossAttention with x {tuple(x.shape)}, memory {tuple(memory.shape)}, {h} heads"
     check_tensor(
         out,
@@ -333,7 +333,7 @@ copy_from_torch(layer, mha)
 x = torch.randn(2, 4, 16, generator=gen)
 memory = torch.randn(2, 6, 16, generator=gen)
 pad = torch.tensor([[True, True, False, False, False, False], [False] * 5 + [True]])
-out, weights = layer(x, memory, pad)
+out, weights = layer(x.clone(), memory.clone(), pad.clone())
 check_tensor(
     weights[0, :, :, :2],
     torch.zeros(2, 4, 2),
@@ -344,7 +344,7 @@ check_tensor(
 )
 changed = memory.clone()
 changed[pad] = 100.0
-out_changed, _ = layer(x, changed, pad)
+out_changed, _ = layer(x.clone(), changed, pad.clone())
 check_tensor(
     out_changed,
     out,
@@ -371,9 +371,9 @@ x = torch.randn(2, 3, 16, generator=gen)
 memory = torch.randn(2, 8, 16, generator=gen)
 pad = torch.zeros(2, 8, dtype=torch.bool)
 pad[0, :4] = True  # padded on the left, as this lab's sources
-out, _ = layer(x, memory, pad)
-with torch.no_grad():
+with torch.no_grad():  # the reference first; the layer gets copies
     expected = course(x, memory, key_padding_mask=pad)[0]
+out, _ = layer(x.clone(), memory.clone(), pad.clone())
 check_tensor(out, expected, name="CrossAttention against course_utils.layers", **TOL)
 ### END HIDDEN TESTS
 
@@ -492,8 +492,9 @@ x = torch.randn(2, 5, 16, generator=gen)
 memory = torch.randn(2, 7, 16, generator=gen)
 pad = torch.zeros(2, 7, dtype=torch.bool)
 pad[1, :3] = True
-out = block(x, memory, pad)
-check_tensor(out, torch_decode(layer, x, memory, pad), name="DecoderBlock(x (2, 5, 16))", **TOL)
+expected = torch_decode(layer, x, memory, pad)  # the reference first; the block gets copies
+out = block(x.clone(), memory.clone(), pad.clone())
+check_tensor(out, expected, name="DecoderBlock(x (2, 5, 16))", **TOL)
 print("✓ decoder_block: visible tests passed")
 
 ### BEGIN HIDDEN TESTS
@@ -507,10 +508,11 @@ for b, t, t_s, c, h, f in [(1, 1, 4, 8, 2, 16), (3, 6, 6, 12, 3, 24), (2, 9, 3, 
     copy_decoder_layer(block, layer)
     x = torch.randn(b, t, c, generator=gen)
     memory = torch.randn(b, t_s, c, generator=gen)
-    out = block(x, memory)
+    expected = torch_decode(layer, x, memory, None)
+    out = block(x.clone(), memory.clone())
     check_tensor(
         out,
-        torch_decode(layer, x, memory, None),
+        expected,
         name=f"DecoderBlock with x {tuple(x.shape)}, memory {tuple(memory.shape)}, no padding",
         hint="Pre-norm: x + f(norm(x)) for each of the three sub-layers, in the order "
         "self-attention (causal), cross-attention, feed-forward.",
@@ -526,18 +528,19 @@ memory = torch.randn(2, 4, 16, generator=gen)
 later = x.clone()
 later[:, 4:] = torch.randn(2, 2, 16, generator=gen)
 check_tensor(
-    block(later, memory)[:, :4],
-    block(x, memory)[:, :4],
+    block(later.clone(), memory.clone())[:, :4],
+    block(x.clone(), memory.clone())[:, :4],
     name="DecoderBlock outputs 0..3 when only positions 4, 5 change",
     hint="The self-attention must be causal: self.self_attn(h, is_causal=True).",
     **TOL,
 )
 # Source padding reaches the cross-attention.
 pad = torch.tensor([[False, False, True, True], [True, False, False, False]])
-out = block(x, memory, pad)
+expected = torch_decode(layer, x, memory, pad)
+out = block(x.clone(), memory.clone(), pad.clone())
 check_tensor(
     out,
-    torch_decode(layer, x, memory, pad),
+    expected,
     name="DecoderBlock with source padding",
     hint="Pass memory_padding_mask on to self.cross_attn.",
     **TOL,
@@ -643,7 +646,7 @@ targets = [
 ]
 copies = [list(t) for t in targets]
 inputs, labels = teacher_forcing_batch(targets, bos_id=1, eos_id=2, pad_id=0)
-width = max(len(t) for t in targets) + 1
+width = max(len(t) for t in copies) + 1
 expected_in = torch.zeros(8, width, dtype=torch.long)
 expected_lab = torch.full((8, width), -100, dtype=torch.long)
 for i, t in enumerate(copies):
@@ -930,9 +933,11 @@ src_pad = torch.zeros(4, 7, dtype=torch.bool)
 src_pad[1, :3] = True
 src_pad[3, :5] = True
 src = src.masked_fill(src_pad, 0)
-out = greedy_decode(real, src, src_pad, max_new_tokens=6, bos_id=1, eos_id=2, pad_id=0)
-expected = real.greedy_decode(
+expected = real.greedy_decode(  # the reference first; the call gets copies
     src, src_padding_mask=src_pad, max_new_tokens=6, bos_id=1, eos_id=2, use_cache=False
+)
+out = greedy_decode(
+    real, src.clone(), src_pad.clone(), max_new_tokens=6, bos_id=1, eos_id=2, pad_id=0
 )
 check_tensor(out, expected, name="greedy_decode of a random EncoderDecoderModel")
 ### END HIDDEN TESTS

@@ -527,7 +527,7 @@ from course_utils.checks import check_equal, check_true
 from course_utils.tasks import memos
 
 docs = ["a memo\n", "b memo\n", "A  memo\n", "c memo\n", "d memo\n", "a memo\n"]
-train_part, val_part = split_documents(docs, 0.3, seed=0)
+train_part, val_part = split_documents(list(docs), 0.3, seed=0)  # a copy: docs stays as is
 check_equal(
     Counter(train_part + val_part),
     Counter(docs),
@@ -852,9 +852,9 @@ gen = hidden_generator("test_exposure", 0)
 for n in (1, 7, 1000):
     cands = torch.randn(n, generator=gen)
     for secret in (cands.max().item() + 1, cands.min().item() - 1, 0.1234, cands[0].item()):
-        got = exposure(secret, cands)
-        rank = 1 + sum(1 for c in cands.tolist() if c > secret)
+        rank = 1 + sum(1 for c in cands.tolist() if c > secret)  # the reference first
         want = math.log2(n + 1) - math.log2(rank)
+        got = exposure(secret, cands.clone())
         check_true(
             isinstance(got, float) and math.isclose(got, want, rel_tol=1e-9, abs_tol=1e-9),
             f"exposure(secret={secret:.4f}, {n} candidates) should be {want:.6f} (rank {rank} "

@@ -143,3 +143,30 @@ def test_bad_requests_are_one_line(course, tmp_path):
     done = run_cli("autograde", LAB, cwd=empty, env=_env(empty))
     assert done.returncode == 2 and "generate_assignment" in done.stderr, done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_submission_whose_cell_source_is_not_text_is_one_line(course):
+    """Issue 21: nbgrader stops on such a notebook with its own traceback; our autograde says
+    one line for that student, leaves the file alone and grades the others."""
+    root = _fresh(course, "not-text")
+    nb = load(student_path(LAB))
+    cell = next(c for c in nb["cells"] if c["metadata"].get("nbgrader", {}).get("solution"))
+    cell["source"] = [1, 2, 3]
+    bad = save(nb, root / "submitted" / "dee" / LAB / f"{LAB}.ipynb")
+    nb["cells"][0]["source"] = None
+    save(nb, root / "submitted" / "eve" / LAB / f"{LAB}.ipynb")
+    before = bad.read_bytes()
+    done = run_cli(
+        "autograde", LAB, "--jobs", "2", "--student", "dee", "--student", "eve",
+        "--student", "ada", cwd=root, env=_env(root),
+    )  # fmt: skip
+    out = done.stdout
+    assert done.returncode == 1, out + done.stderr
+    (dee,) = [line for line in out.splitlines() if line.strip().startswith("dee:")]
+    assert "NOT GRADED" in dee and "source is not text (it is list)" in dee, out
+    (eve,) = [line for line in out.splitlines() if line.strip().startswith("eve:")]
+    assert "cell 1's source is not text (it is NoneType)" in eve, out
+    assert "Traceback" not in out + done.stderr
+    assert re.search(r"ada: (\d+(\.\d+)?)/\1 ", out), out  # the others are graded
+    assert "1 of 3 graded" in out
+    assert bad.read_bytes() == before

@@ -384,3 +384,83 @@ def test_the_grading_kernels_launcher_drops_the_secret():
         check=True,
     )
     assert out.stdout.strip() == "None"
+
+
+# --------------------------------------------------------------------------------------------
+# References before the learner's call, in the learner's own kernel (no call guard)
+# --------------------------------------------------------------------------------------------
+
+# Test parts (lab, test, "visible" or "hidden"; "*" for both) that no vandal can be caught by,
+# and why. Each stays listed only while it is true: the test fails on an entry that a vandal
+# now trips (remove it then).
+NOT_VANDALISABLE = {
+    # Nothing the function is given can be changed in place: numbers, strings, none at all.
+    ("00_start_here", "test_pick_device", "*"): "no arguments but a device name (a str)",
+    ("01_tokens_and_embeddings", "test_sinusoidal_positions", "*"): "two ints",
+    ("02_attention", "test_causal_mask", "*"): "one int",
+    ("03_transformer_block", "test_block_params", "*"): "ints and a config, no tensors",
+    ("03_transformer_block", "test_model_params", "*"): "ints and a config, no tensors",
+    ("07_decoder_takeover", "test_flops_per_token", "*"): "ints",
+    ("07_decoder_takeover", "test_prompts", "*"): "strings",
+    ("08_training_your_own", "test_training_flops", "*"): "numbers",
+    # Something can be changed, but what the checks compare does not depend on it.
+    ("01_tokens_and_embeddings", "test_char_tokenizer_2", "*"): (
+        "only that encode raises ValueError naming the unknown character: zeroing or "
+        "reordering the vocabulary's ids does not change that"
+    ),
+    ("06_encoder_decoder", "test_beam", "visible"): (
+        "the stand-in model is a table that ignores the source; the expected tokens and "
+        "scores are constants written in the test"
+    ),
+}
+
+
+def _vandal_audit():
+    import importlib.util
+
+    from helpers import ROOT
+
+    spec = importlib.util.spec_from_file_location(
+        "mutation_audit", ROOT / "benchmarks" / "mutation_audit.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _lab_names():
+    from course_utils import config
+
+    return list(config.LAB_NAMES)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lab", _lab_names())
+def test_every_test_part_fails_a_function_that_changes_its_inputs(lab):
+    """Issue 21: a wrong function that changes its input in place and answers for the
+    changed input must not pass, in the learner's own notebook (no call guard): each test
+    cell's visible part, and its hidden part, computes its references before the call (or
+    from what the call never sees) or checks that the input is unchanged.
+
+    The vandals (benchmarks/mutation_audit.py): the solution behind a wrapper that first
+    zeroes, reverses or doubles every tensor, array, list and module it was given, then
+    answers for what it made of them. A part passes when some vandal fails one of its checks;
+    the parts in NOT_VANDALISABLE cannot be told apart by any input change."""
+    audit = _vandal_audit()
+    entries = audit.vandal_audit(lab)
+    assert entries, f"{lab} has no test cells"
+    problems, stale = [], []
+    for entry in entries:
+        for part in ("visible", "hidden"):
+            if part not in entry:
+                continue
+            verdict = audit.verdict(entry[part])
+            exempt = any((lab, entry["test"], p) in NOT_VANDALISABLE for p in (part, "*"))
+            if verdict == "caught" and exempt:
+                stale.append(f"{entry['test']} ({part}) is now caught: remove its exemption")
+            elif verdict == "untouched" and not exempt:
+                problems.append(f"{entry['test']} ({part}): no input to change; list why")
+            elif verdict.startswith("NOT") and not exempt:
+                problems.append(f"{entry['test']} ({part}): {verdict}")
+    assert not problems, "\n".join(problems)
+    assert not stale, "\n".join(stale)
