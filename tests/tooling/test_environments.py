@@ -481,6 +481,9 @@ _HARNESS = textwrap.dedent(
 
     def record(*args, **kwargs):
         calls.append([list(a) if isinstance(a, (list, tuple)) else a for a in args])
+        command = list(args[0]) if args and isinstance(args[0], (list, tuple)) else []
+        if os.environ.get("FAIL_CALL") and os.environ["FAIL_CALL"] in command:
+            raise subprocess.CalledProcessError(128, command)
         return subprocess.CompletedProcess(args[0] if args else None, 0)
 
     for name in ("run", "Popen", "call", "check_call", "check_output"):
@@ -501,10 +504,14 @@ _HARNESS = textwrap.dedent(
         google.colab, colab_module.output = colab_module, output
         sys.modules.update({"google": google, "google.colab": colab_module,
                             "google.colab.output": output})
-    exec(compile(source, "<setup cell>", "exec"), {"__name__": "__main__"})
+    exit_code = None
+    try:
+        exec(compile(source, "<setup cell>", "exec"), {"__name__": "__main__"})
+    except SystemExit as stop:
+        exit_code = stop.code
     imported = sorted(m for m in sys.modules if m.split(".")[0] in ("google", "pip"))
     print(json.dumps({"calls": calls, "enabled": len(enabled), "modules": imported,
-                      "omp": os.environ.get("OMP_WAIT_POLICY"),
+                      "omp": os.environ.get("OMP_WAIT_POLICY"), "exit": exit_code,
                       "root": os.environ.get("COURSE_ROOT")}))
     """
 )
@@ -518,13 +525,13 @@ def _run_setup_cell(where: str, **env: str) -> dict:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
-    return {**json.loads(lines[-1]), "printed": "\n".join(lines[:-1])}
+    return {**json.loads(lines[-1]), "printed": "\n".join(lines[:-1]), "stderr": result.stderr}
 
 
 def test_setup_cell_only_sets_a_passive_openmp_policy_outside_colab():
     outcome = _run_setup_cell("local")
-    expected = {"calls": [], "enabled": 0, "modules": [], "printed": ""}
-    assert outcome == {**expected, "omp": "PASSIVE", "root": None}, outcome
+    expected = {"calls": [], "enabled": 0, "modules": [], "printed": "", "stderr": ""}
+    assert outcome == {**expected, "omp": "PASSIVE", "root": None, "exit": None}, outcome
     # A policy the user chose stays.
     assert _run_setup_cell("local", OMP_WAIT_POLICY="ACTIVE")["omp"] == "ACTIVE"
 
@@ -540,13 +547,38 @@ def test_setup_cell_on_colab_fetches_the_course_and_shows_how_to_grade():
     clone, install = (call[0] for call in outcome["calls"])
     assert clone[:2] == ["git", "clone"] and clone[-2:] == [config.clone_url(), course], clone
     assert "--depth" in clone and clone[clone.index("--depth") + 1] == "1", clone
-    assert clone[clone.index("--branch") + 1] == config.BRANCH, clone
+    # pinned to the release the notebook comes from, not the moving branch
+    assert clone[clone.index("--branch") + 1] == config.RELEASE_TAG == f"v{config.VERSION}", clone
     assert install[1:] == ["-m", "pip", "install", "-q", course], install
     assert len(outcome["calls"]) == 2, outcome
     assert config.clone_url() == f"https://github.com/{config.REPOSITORY}.git"
     assert outcome["root"] == course and outcome["omp"] == "PASSIVE", outcome
     assert outcome["enabled"] == 1, "the setup cell must enable Colab's custom widget manager"
     assert colab.GRADE_LINE in outcome["printed"], outcome["printed"]
+
+
+@pytest.mark.parametrize("failing", ["git", "pip"])
+def test_setup_cell_on_colab_says_what_to_do_when_fetching_fails(failing):
+    """A failed clone or install: one line that says what to do, no traceback, and the
+    half-made folder removed so that running the cell again retries."""
+    outcome = _run_setup_cell("colab", FAIL_CALL=failing if failing == "git" else "install")
+    assert outcome["exit"] == 1, outcome
+    (line,) = outcome["stderr"].strip().splitlines()
+    assert line.startswith(f"Could not fetch the course {config.RELEASE_TAG} ("), line
+    assert "run this cell again" in line and config.issues_url() in line, line
+    assert "Traceback" not in outcome["stderr"] and outcome["root"] is None, outcome
+    assert outcome["enabled"] == 0 and "grade" not in outcome["printed"], outcome
+
+
+def test_course_version_is_one_number():
+    """The release tag Colab clones comes from config.VERSION; the package says the same."""
+    import tomllib
+
+    import course_utils
+
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert pyproject["project"]["version"] == config.VERSION == course_utils.__version__
+    assert config.RELEASE_TAG == f"v{config.VERSION}"
 
 
 def test_colab_grading_leaves_out_its_own_cell_and_finds_the_lab():
