@@ -517,10 +517,10 @@ _HARNESS = textwrap.dedent(
 )
 
 
-def _run_setup_cell(where: str, **env: str) -> dict:
+def _run_setup_cell(where: str, python: str = sys.executable, **env: str) -> dict:
     base = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "COURSE_ROOT")}
     result = subprocess.run(
-        [sys.executable, "-I", "-c", _HARNESS, authoring.setup_cell_source(), where],
+        [python, "-I", "-c", _HARNESS, authoring.setup_cell_source(), where],
         capture_output=True, text=True, timeout=60, cwd=ROOT / "binder", env={**base, **env},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -568,6 +568,77 @@ def test_setup_cell_on_colab_says_what_to_do_when_fetching_fails(failing):
     assert "run this cell again" in line and config.issues_url() in line, line
     assert "Traceback" not in outcome["stderr"] and outcome["root"] is None, outcome
     assert outcome["enabled"] == 0 and "grade" not in outcome["printed"], outcome
+
+
+# Google Colab's runtime as Colab publishes it, in github.com/googlecolab/backend-info:
+# os-info-gpu.txt and pip-freeze.gpu.txt at commit a724079 (2026-08-19, "Upgrade to Python
+# 3.13"); its CPU runtime has the same versions, with torch 2.11.0+cpu. Colab also keeps a
+# few past runtimes (that repository's README: 2026.07 had Python 3.12.13, torch 2.11.0).
+# Update these from there when Colab moves.
+COLAB = {
+    "python": "3.13.15",
+    "torch": "2.11.0",
+    "numpy": "2.1.3",
+    "matplotlib": "3.10.0",
+    "tqdm": "4.67.3",
+    "ipywidgets": "7.7.1",
+    "transformers": "5.15.0",
+    "jupytext": "1.19.5",
+    "notebook": "6.5.7",
+    "ipykernel": "6.17.1",
+    "jupyter-client": "7.4.9",
+}
+# What the setup cell's `pip install <course>` upgrades on Colab: ipywidgets 8 (the cell turns
+# on Colab's custom widget manager for it). Everything else, torch above all (gigabytes),
+# must be used as Colab ships it.
+COLAB_UPGRADED = {"ipywidgets"}
+
+
+def test_colab_runtime_installs_the_course_without_replacing_its_packages():
+    from packaging.requirements import Requirement
+
+    requires_python = SpecifierSet(PYPROJECT["project"]["requires-python"])
+    assert requires_python.contains(COLAB["python"]), (
+        f"pyproject's requires-python {requires_python} shuts out Colab's Python {COLAB['python']}"
+    )
+    for line in PYPROJECT["project"]["dependencies"]:
+        requirement = Requirement(line)
+        name = canonicalize_name(requirement.name)
+        colab = COLAB[name]
+        if name in COLAB_UPGRADED:
+            assert not requirement.specifier.contains(colab), f"{name}: no longer upgraded"
+        else:
+            assert requirement.specifier.contains(colab), (
+                f"`pip install` of the course would replace Colab's {name} {colab} ({line})"
+            )
+    extras = [Requirement(x) for x in PYPROJECT["project"]["optional-dependencies"]["course"]]
+    transformers = next(r for r in extras if r.name == "transformers")
+    assert transformers.specifier.contains(COLAB["transformers"]), "labs 04-06 on Colab"
+
+
+def _python(version: str) -> str | None:
+    """An interpreter of ``version`` (3.13): pyenv's, or on PATH; None when there is none."""
+    candidates = sorted(str(p) for p in Path.home().glob(f".pyenv/versions/{version}.*/bin/python"))
+    candidates += [x for x in [shutil.which(f"python{version}")] if x]
+    for candidate in candidates:
+        check = f"import sys; assert sys.version_info[:2] == {tuple(map(int, version.split('.')))}"
+        if subprocess.run([candidate, "-c", check], capture_output=True).returncode == 0:
+            return candidate
+    return None
+
+
+def test_setup_cell_runs_under_colabs_python():
+    """Colab runs a newer Python than the suite: the cell (standard library only) there."""
+    version = ".".join(COLAB["python"].split(".")[:2])
+    python = _python(version)
+    if python is None:
+        pytest.skip(f"no Python {version} here (Colab's)")
+    outcome = _run_setup_cell("colab", python=python)
+    clone = outcome["calls"][0][0]
+    assert clone[clone.index("--branch") + 1] == config.RELEASE_TAG, outcome
+    assert outcome["exit"] is None and outcome["enabled"] == 1, outcome
+    failed = _run_setup_cell("colab", python=python, FAIL_CALL="git")
+    assert failed["exit"] == 1 and "Could not fetch the course" in failed["stderr"], failed
 
 
 def test_course_version_is_one_number():
