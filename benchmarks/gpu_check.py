@@ -96,6 +96,24 @@ def _printed(outputs) -> list[str]:
     return lines
 
 
+def _slowest_cells(cells, first: int, n: int = 3) -> list[dict]:
+    """The ``n`` cells that took longest (nbclient's timing metadata), slowest first."""
+    from datetime import datetime
+
+    timed = []
+    for index, cell in enumerate(cells):
+        timing = cell.get("metadata", {}).get("execution", {})
+        begin, end = timing.get("iopub.execute_input"), timing.get("shell.execute_reply")
+        if cell.get("cell_type") != "code" or not begin or not end:
+            continue
+        seconds = (
+            datetime.fromisoformat(end[:26]) - datetime.fromisoformat(begin[:26])
+        ).total_seconds()
+        head = next((line for line in cell.source.splitlines() if line.strip()), "")
+        timed.append({"cell": index - first, "seconds": round(seconds, 1), "first_line": head[:80]})
+    return sorted(timed, key=lambda t: -t["seconds"])[:n]
+
+
 def run_lab(lab: str, mode: str, out: Path, max_steps: int | None = None) -> dict:
     """Execute ``lab``'s solution notebook in ``mode``; write ``out/<lab>.txt``; return its
     record (lab, ok, wall_s, error, peak, lines)."""
@@ -151,6 +169,10 @@ def run_lab(lab: str, mode: str, out: Path, max_steps: int | None = None) -> dic
             else:
                 os.environ[key] = value
     record["wall_s"] = round(time.perf_counter() - start, 1)
+    try:
+        record["slowest_cells"] = _slowest_cells(nb.cells, first)
+    except (ValueError, TypeError):  # timing metadata in an unexpected form: not essential
+        record["slowest_cells"] = []
     lines = [line for cell in nb.cells for line in _printed(cell.get("outputs", []))]
     peak = [line for line in lines if line.startswith(PEAK_MARK)]
     record["peak"] = peak[-1][len(PEAK_MARK) :].strip() if peak else None
@@ -181,6 +203,12 @@ def summarise(records: list[dict], mode: str, budget_s: float | None, device: st
         result = "ok" if r["ok"] else f"{e['exception']} in cell {e['cell']}: {e['message'][:120]}"
         cpu = "?" if r["kernel_cpu_s"] is None else f"{r['kernel_cpu_s']:.1f}"
         rows.append(f"| {r['lab']} | {r['wall_s']:.1f} | {cpu} | {result} | {r['peak'] or '?'} |")
+    rows += ["", "Slowest cells (index in the lab's notebook, seconds, first line):", ""]
+    for r in records:
+        cells = "; ".join(
+            f"{c['cell']}: {c['seconds']} s `{c['first_line']}`" for c in r.get("slowest_cells", [])
+        )
+        rows.append(f"- {r['lab']}: {cells or '?'}")
     return "\n".join(rows) + "\n"
 
 
