@@ -814,3 +814,20 @@ def test_widgets_use_the_ipywidgets8_protocol_colab_renders(lab, tmp_path, monke
                 "not an ipywidgets 8 core widget (Colab renders those without extensions)"
             )
     assert not problems, f"{lab}:\n" + "\n".join(problems)
+
+
+def test_colab_grading_tools_install_failure_says_what_to_do(tmp_path, monkeypatch):
+    from course_utils.tooling import colab
+
+    monkeypatch.setitem(sys.modules, "nbgrader", None)  # as on Colab: no nbgrader
+    monkeypatch.setattr(colab, "GRADER_ENV", tmp_path / "grader")
+
+    def offline(command, **kwargs):
+        (tmp_path / "grader").mkdir(exist_ok=True)  # a half-made environment
+        raise subprocess.CalledProcessError(1, command)
+
+    monkeypatch.setattr(colab.subprocess, "run", offline)
+    with pytest.raises(RuntimeError, match="Could not install the grading tools") as caught:
+        colab.grader_python()
+    assert config.issues_url() in str(caught.value) and colab.NBGRADER in str(caught.value)
+    assert not (tmp_path / "grader").exists(), "a retry must start afresh"
