@@ -124,3 +124,21 @@ def test_gpu_check_dry_mode_end_to_end(tmp_path):
     assert "| 03_transformer_block |" in table and "| ok |" in table, table
     printed = (out / "03_transformer_block.txt").read_text()
     assert "profile 'gpu' on cpu" in printed and "gpu_check peak memory: cpu" in printed
+
+
+def test_gpu_check_stops_a_lab_at_its_budget_and_goes_on(tmp_path, monkeypatch):
+    gpu_check = _gpu_check()
+    labs = config.LAB_NAMES[:2]
+    for lab, source in zip(labs, ["import time\ntime.sleep(120)", "print('second lab ran')"]):
+        folder = tmp_path / "solutions" / lab
+        folder.mkdir(parents=True)
+        cells = [nbformat.v4.new_code_cell(source)]
+        nbformat.write(nbformat.v4.new_notebook(cells=cells), folder / f"{lab}.ipynb")
+    monkeypatch.setattr(gpu_check, "ROOT", tmp_path)
+    monkeypatch.setattr(gpu_check, "MIN_CELL_TIMEOUT_S", 15)
+    out = tmp_path / "out"
+    assert gpu_check.main([str(out), "--mode", "dry", "--budget", "1", *labs]) == 1
+    first, second = json.loads((out / "summary.json").read_text())["labs"]
+    assert not first["ok"] and "Timeout" in first["error"]["exception"], first
+    assert first["wall_s"] < 60, first
+    assert second["ok"] and "second lab ran" in (out / f"{labs[1]}.txt").read_text(), second
