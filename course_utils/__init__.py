@@ -31,7 +31,7 @@ modules load on first use.
 from .exercises import hint, ready
 from .profiles import current_profile, pick_device, seed_everything, settings
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # = config.VERSION and pyproject.toml (a test checks)
 __all__ = [
     "current_profile",
     "hint",

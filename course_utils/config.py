@@ -11,6 +11,13 @@ from dataclasses import dataclass
 
 REPOSITORY = "llm-architectures-course/llm-architectures"  # GitHub "owner/name"
 BRANCH = "main"
+# The course's version (pyproject.toml and course_utils.__version__ say the same; a test checks).
+# The notebooks are generated from it: each Colab setup cell clones the tag RELEASE_TAG, the
+# course exactly as it was when that notebook was released, not the moving BRANCH. Releasing:
+# raise VERSION, `python -m course_utils build` and `release` (every notebook's cell changes),
+# commit, then tag that commit `git tag v<VERSION>` and push the tag (CONTRIBUTING.md).
+VERSION = "0.1.0"
+RELEASE_TAG = f"v{VERSION}"
 COURSE_ID = "llm-architectures"
 
 
@@ -103,6 +110,10 @@ def lab(name: str) -> Lab:
 def github_url(path: str = "") -> str:
     base = f"https://github.com/{REPOSITORY}"
     return f"{base}/blob/{BRANCH}/{path}" if path else base
+
+
+def issues_url() -> str:
+    return f"https://github.com/{REPOSITORY}/issues"
 
 
 def colab_url(path: str) -> str:

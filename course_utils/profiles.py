@@ -20,6 +20,13 @@ Both ``settings()`` and ``seed_everything()`` also set PyTorch's thread count to
 this process may really use (:func:`usable_cpus`: its CPU affinity and its container's CPU
 quota, which ``os.cpu_count()`` does not see), or to ``$COURSE_THREADS`` when set. On a busy
 classroom server, more threads than CPUs make every step slower, not faster.
+
+``COURSE_MAX_STEPS`` (a whole number, unset for learners) caps every training loop, to check
+a profile's sizes without its run time: ``settings()`` caps each setting whose name ends in
+``steps`` (an int, or the i-th number of a list or tuple at ``(i + 1) * N``, so that a sweep
+keeps distinct, rising lengths) and :func:`course_utils.training.train` caps its ``steps``.
+The suite runs every lab's ``gpu`` profile on the CPU this way (its models and data at their
+real sizes, two optimisation steps per loop); ``benchmarks/gpu_check.py --dry`` does the same.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from typing import Any
 PROFILES = ("smoke", "cpu", "gpu")
 ENV_VAR = "COURSE_PROFILE"
 THREADS_VAR = "COURSE_THREADS"
+MAX_STEPS_VAR = "COURSE_MAX_STEPS"
 CGROUP = Path("/sys/fs/cgroup")
 
 
@@ -66,8 +74,43 @@ def settings(**by_profile: dict[str, Any]) -> SimpleNamespace:
         raise ValueError("settings() needs at least cpu=dict(...), the laptop settings")
     profile = current_profile()
     chosen = by_profile.get(profile, by_profile["cpu"])
+    cap = max_steps()
+    if cap is not None:
+        capped = {key: cap_steps(key, value, cap) for key, value in chosen.items()}
+        changed = sorted(key for key in chosen if capped[key] != chosen[key])
+        if changed:
+            print(f"({MAX_STEPS_VAR}={cap}: {', '.join(changed)} capped; a check, not a real run)")
+        chosen = capped
     apply_threads()
     return SimpleNamespace(profile=profile, **chosen)
+
+
+def max_steps() -> int | None:
+    """``$COURSE_MAX_STEPS`` as a number (None when unset): the cap on every training loop."""
+    configured = os.environ.get(MAX_STEPS_VAR, "").strip()
+    if not configured:
+        return None
+    try:
+        value = int(configured)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"{MAX_STEPS_VAR}={configured!r}: expected a whole number >= 1")
+    return value
+
+
+def cap_steps(key: str, value: Any, cap: int) -> Any:
+    """``value`` capped at ``cap`` when ``key`` names a number of steps (see the module's doc):
+    an int at ``cap``; the i-th int of a list or tuple at ``(i + 1) * cap``."""
+    if not key.endswith("steps") or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return min(value, cap)
+    if isinstance(value, (list, tuple)) and all(
+        isinstance(v, int) and not isinstance(v, bool) for v in value
+    ):
+        return type(value)(min(v, (i + 1) * cap) for i, v in enumerate(value))
+    return value
 
 
 def _read(path: Path) -> str | None:

@@ -388,8 +388,14 @@ def train(
 
     The model's training mode (of every submodule) is restored at the end, even after an
     error. A NaN or infinite loss stops training with a ``FloatingPointError``.
+    ``$COURSE_MAX_STEPS``, when set, caps ``steps`` (see :mod:`course_utils.profiles`).
     """
     _check_positive_int("steps", steps)
+    from .profiles import max_steps
+
+    cap = max_steps()  # $COURSE_MAX_STEPS: a check of a profile's sizes, not a real run
+    if cap is not None:
+        steps = min(steps, cap)
     _check_positive_int("eval_every", eval_every, allow_none=True)
     _check_positive_int("log_every", log_every)
     if not isinstance(model, torch.nn.Module):

@@ -51,16 +51,20 @@ def setup_cell_source() -> str:
 
     Everywhere: a passive OpenMP wait policy before PyTorch loads (unless one is set), so
     that PyTorch's idle threads sleep instead of spinning and a busy machine stays fast.
-    On Colab: a shallow clone of the course (what ``grade`` needs: the solution notebooks and
+    On Colab: a shallow clone of the course at the release the notebook comes from
+    (:data:`course_utils.config.RELEASE_TAG`; what ``grade`` needs: the solution notebooks and
     nbgrader's settings), this package installed from it, ipywidgets 8's widget manager, and
-    the one line that grades the notebook there (:mod:`course_utils.tooling.colab`).
+    the one line that grades the notebook there (:mod:`course_utils.tooling.colab`). When the
+    clone or the install fails, the half-made folder is removed (so that running the cell
+    again retries) and one line says what to do, instead of a traceback.
     """
     from .colab import GRADE_LINE
 
     return _SETUP_CELL.format(
         course=config.COLAB_COURSE_DIR,
-        branch=config.BRANCH,
+        tag=config.RELEASE_TAG,
         url=config.clone_url(),
+        issues=config.issues_url(),
         grade_line=GRADE_LINE,
     ).strip()
 
@@ -76,14 +80,26 @@ import sys
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read when torch is imported
 
 if "google.colab" in sys.modules:
+    import shutil
     import subprocess
 
     course = "{course}"
     url = "{url}"
+    release = "{tag}"  # the course as it was when this notebook was released
     if not os.path.isdir(course):
-        shallow = ["--depth", "1", "--branch", "{branch}"]
-        subprocess.run(["git", "clone", "-q", *shallow, url, course], check=True)
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", course], check=True)
+        try:
+            shallow = ["--depth", "1", "--branch", release]
+            subprocess.run(["git", "clone", "-q", *shallow, url, course], check=True)
+            subprocess.run([sys.executable, "-m", "pip", "install", "-q", course], check=True)
+        except (OSError, subprocess.CalledProcessError) as error:
+            shutil.rmtree(course, ignore_errors=True)  # so that running the cell again retries
+            print(
+                f"Could not fetch the course {{release}} ({{error}}): check that this runtime is "
+                "online, then run this cell again; if it fails again, report it at "
+                "{issues}",
+                file=sys.stderr,
+            )
+            raise SystemExit(1) from None
     os.environ["COURSE_ROOT"] = course  # where `grade` finds the course
     from google.colab import output
 

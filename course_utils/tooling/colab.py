@@ -19,6 +19,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -97,10 +98,19 @@ def grader_python() -> str:
     python = GRADER_ENV / "bin" / "python"
     if not python.exists():
         print("Installing the grading tools (once per session, about a minute) ...", flush=True)
-        subprocess.run(
-            [sys.executable, "-m", "venv", "--system-site-packages", str(GRADER_ENV)], check=True
-        )
-        subprocess.run([str(python), "-m", "pip", "install", "-q", NBGRADER], check=True)
+        try:
+            subprocess.run(
+                [sys.executable, "-m", "venv", "--system-site-packages", str(GRADER_ENV)],
+                check=True,
+            )
+            subprocess.run([str(python), "-m", "pip", "install", "-q", NBGRADER], check=True)
+        except (OSError, subprocess.CalledProcessError) as error:
+            shutil.rmtree(GRADER_ENV, ignore_errors=True)  # so that the next try starts afresh
+            raise RuntimeError(
+                f"Could not install the grading tools ({NBGRADER}: {error}): check that this "
+                f"runtime is online and run the grading line again; if it fails again, report "
+                f"it at {config.issues_url()}"
+            ) from None
     return str(python)
 
 

@@ -763,6 +763,7 @@ if course_utils.ready("split_documents"):
 
 # %%
 @torch.no_grad()
+@torch.no_grad()  # scoring only: without it autograd keeps every activation of all the codes
 def code_scores(model, prefix, codes):
     """log p(code | prefix) under model, summed over the code's characters -> (len(codes),)."""
     model.eval()

@@ -125,3 +125,57 @@ def test_course_threads_overrides_and_setup_calls_apply_it(monkeypatch):
             profiles.thread_count()
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize(
+    "cuda, mps, expected",
+    [(True, True, "cuda"), (True, False, "cuda"), (False, True, "mps"), (False, False, "cpu")],
+)
+def test_pick_device_falls_back_cuda_then_mps_then_cpu(monkeypatch, cuda, mps, expected):
+    monkeypatch.delenv("COURSE_PROFILE", raising=False)
+    with (
+        mock.patch("torch.cuda.is_available", return_value=cuda),
+        mock.patch("torch.backends.mps.is_available", return_value=mps),
+    ):
+        assert course_utils.pick_device() == torch.device(expected)
+        assert course_utils.pick_device("cpu") == torch.device("cpu")  # always there
+        # the profile follows CUDA only: a Mac's GPU runs the laptop's (cpu) settings
+        assert course_utils.current_profile() == ("gpu" if cuda else "cpu")
+        for name, present in (("cuda", cuda), ("mps", mps)):
+            if present:
+                assert course_utils.pick_device(name.upper()) == torch.device(name)
+            else:
+                with pytest.raises(RuntimeError, match=f"'{name}' is not available"):
+                    course_utils.pick_device(name)
+        monkeypatch.setenv("COURSE_PROFILE", "smoke")
+        assert course_utils.pick_device() == torch.device("cpu")  # grading: CPU everywhere
+        if cuda:
+            assert course_utils.pick_device("cuda") == torch.device("cuda")  # asked: given
+
+
+def test_pick_device_without_an_mps_backend(monkeypatch):
+    """Older or unusual builds of PyTorch have no torch.backends.mps at all."""
+    monkeypatch.delenv("COURSE_PROFILE", raising=False)
+    with (
+        mock.patch("torch.cuda.is_available", return_value=False),
+        mock.patch.object(torch.backends, "mps", None),
+    ):
+        assert course_utils.pick_device() == torch.device("cpu")
+        with pytest.raises(RuntimeError, match="'mps' is not available"):
+            course_utils.pick_device("mps")
+
+
+def test_max_steps_caps_step_settings_only(monkeypatch, capsys):
+    monkeypatch.setenv("COURSE_PROFILE", "gpu")
+    monkeypatch.delenv("COURSE_MAX_STEPS", raising=False)
+    gpu = dict(steps=3000, warmup=200, iso_steps=(300, 1000, 3000), pos_steps=1, sizes=[9, 9])
+    assert course_utils.settings(cpu={}, gpu=gpu).steps == 3000
+    monkeypatch.setenv("COURSE_MAX_STEPS", "2")
+    cfg = course_utils.settings(cpu={}, gpu=gpu)
+    assert (cfg.steps, cfg.warmup, cfg.iso_steps, cfg.pos_steps) == (2, 200, (2, 4, 6), 1)
+    assert cfg.sizes == [9, 9] and cfg.profile == "gpu"
+    assert "COURSE_MAX_STEPS=2: iso_steps, steps capped" in capsys.readouterr().out
+    for bad in ("0", "two", "-1"):
+        monkeypatch.setenv("COURSE_MAX_STEPS", bad)
+        with pytest.raises(ValueError, match="COURSE_MAX_STEPS"):
+            course_utils.settings(cpu={})

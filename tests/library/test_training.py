@@ -580,3 +580,21 @@ def test_history_as_dict_round_trips_through_json():
     assert again.train_loss == history.train_loss
     assert math.isclose(again.tokens_per_second, history.tokens_per_second)
     assert "steps=4" in repr(history) and "eval_loss=2" in repr(history)
+
+
+def test_max_steps_caps_training(monkeypatch):
+    import torch
+
+    from course_utils.training import train
+
+    model = torch.nn.Linear(2, 1)
+    batch = (torch.ones(4, 2), torch.zeros(4, 1))
+
+    def loss(m, b):
+        return torch.nn.functional.mse_loss(m(b[0]), b[1])
+
+    monkeypatch.setenv("COURSE_MAX_STEPS", "3")
+    history = train(model, lambda s: batch, loss, steps=50, progress=False)
+    assert history.steps == [1, 2, 3]
+    monkeypatch.delenv("COURSE_MAX_STEPS")
+    assert len(train(model, lambda s: batch, loss, steps=5, progress=False).steps) == 5

@@ -481,6 +481,9 @@ _HARNESS = textwrap.dedent(
 
     def record(*args, **kwargs):
         calls.append([list(a) if isinstance(a, (list, tuple)) else a for a in args])
+        command = list(args[0]) if args and isinstance(args[0], (list, tuple)) else []
+        if os.environ.get("FAIL_CALL") and os.environ["FAIL_CALL"] in command:
+            raise subprocess.CalledProcessError(128, command)
         return subprocess.CompletedProcess(args[0] if args else None, 0)
 
     for name in ("run", "Popen", "call", "check_call", "check_output"):
@@ -501,30 +504,34 @@ _HARNESS = textwrap.dedent(
         google.colab, colab_module.output = colab_module, output
         sys.modules.update({"google": google, "google.colab": colab_module,
                             "google.colab.output": output})
-    exec(compile(source, "<setup cell>", "exec"), {"__name__": "__main__"})
+    exit_code = None
+    try:
+        exec(compile(source, "<setup cell>", "exec"), {"__name__": "__main__"})
+    except SystemExit as stop:
+        exit_code = stop.code
     imported = sorted(m for m in sys.modules if m.split(".")[0] in ("google", "pip"))
     print(json.dumps({"calls": calls, "enabled": len(enabled), "modules": imported,
-                      "omp": os.environ.get("OMP_WAIT_POLICY"),
+                      "omp": os.environ.get("OMP_WAIT_POLICY"), "exit": exit_code,
                       "root": os.environ.get("COURSE_ROOT")}))
     """
 )
 
 
-def _run_setup_cell(where: str, **env: str) -> dict:
+def _run_setup_cell(where: str, python: str = sys.executable, **env: str) -> dict:
     base = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "COURSE_ROOT")}
     result = subprocess.run(
-        [sys.executable, "-I", "-c", _HARNESS, authoring.setup_cell_source(), where],
+        [python, "-I", "-c", _HARNESS, authoring.setup_cell_source(), where],
         capture_output=True, text=True, timeout=60, cwd=ROOT / "binder", env={**base, **env},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
-    return {**json.loads(lines[-1]), "printed": "\n".join(lines[:-1])}
+    return {**json.loads(lines[-1]), "printed": "\n".join(lines[:-1]), "stderr": result.stderr}
 
 
 def test_setup_cell_only_sets_a_passive_openmp_policy_outside_colab():
     outcome = _run_setup_cell("local")
-    expected = {"calls": [], "enabled": 0, "modules": [], "printed": ""}
-    assert outcome == {**expected, "omp": "PASSIVE", "root": None}, outcome
+    expected = {"calls": [], "enabled": 0, "modules": [], "printed": "", "stderr": ""}
+    assert outcome == {**expected, "omp": "PASSIVE", "root": None, "exit": None}, outcome
     # A policy the user chose stays.
     assert _run_setup_cell("local", OMP_WAIT_POLICY="ACTIVE")["omp"] == "ACTIVE"
 
@@ -540,13 +547,109 @@ def test_setup_cell_on_colab_fetches_the_course_and_shows_how_to_grade():
     clone, install = (call[0] for call in outcome["calls"])
     assert clone[:2] == ["git", "clone"] and clone[-2:] == [config.clone_url(), course], clone
     assert "--depth" in clone and clone[clone.index("--depth") + 1] == "1", clone
-    assert clone[clone.index("--branch") + 1] == config.BRANCH, clone
+    # pinned to the release the notebook comes from, not the moving branch
+    assert clone[clone.index("--branch") + 1] == config.RELEASE_TAG == f"v{config.VERSION}", clone
     assert install[1:] == ["-m", "pip", "install", "-q", course], install
     assert len(outcome["calls"]) == 2, outcome
     assert config.clone_url() == f"https://github.com/{config.REPOSITORY}.git"
     assert outcome["root"] == course and outcome["omp"] == "PASSIVE", outcome
     assert outcome["enabled"] == 1, "the setup cell must enable Colab's custom widget manager"
     assert colab.GRADE_LINE in outcome["printed"], outcome["printed"]
+
+
+@pytest.mark.parametrize("failing", ["git", "pip"])
+def test_setup_cell_on_colab_says_what_to_do_when_fetching_fails(failing):
+    """A failed clone or install: one line that says what to do, no traceback, and the
+    half-made folder removed so that running the cell again retries."""
+    outcome = _run_setup_cell("colab", FAIL_CALL=failing if failing == "git" else "install")
+    assert outcome["exit"] == 1, outcome
+    (line,) = outcome["stderr"].strip().splitlines()
+    assert line.startswith(f"Could not fetch the course {config.RELEASE_TAG} ("), line
+    assert "run this cell again" in line and config.issues_url() in line, line
+    assert "Traceback" not in outcome["stderr"] and outcome["root"] is None, outcome
+    assert outcome["enabled"] == 0 and "grade" not in outcome["printed"], outcome
+
+
+# Google Colab's runtime as Colab publishes it, in github.com/googlecolab/backend-info:
+# os-info-gpu.txt and pip-freeze.gpu.txt at commit a724079 (2026-08-19, "Upgrade to Python
+# 3.13"); its CPU runtime has the same versions, with torch 2.11.0+cpu. Colab also keeps a
+# few past runtimes (that repository's README: 2026.07 had Python 3.12.13, torch 2.11.0).
+# Update these from there when Colab moves.
+COLAB = {
+    "python": "3.13.15",
+    "torch": "2.11.0",
+    "numpy": "2.1.3",
+    "matplotlib": "3.10.0",
+    "tqdm": "4.67.3",
+    "ipywidgets": "7.7.1",
+    "transformers": "5.15.0",
+    "jupytext": "1.19.5",
+    "notebook": "6.5.7",
+    "ipykernel": "6.17.1",
+    "jupyter-client": "7.4.9",
+}
+# What the setup cell's `pip install <course>` upgrades on Colab: ipywidgets 8 (the cell turns
+# on Colab's custom widget manager for it). Everything else, torch above all (gigabytes),
+# must be used as Colab ships it.
+COLAB_UPGRADED = {"ipywidgets"}
+
+
+def test_colab_runtime_installs_the_course_without_replacing_its_packages():
+    from packaging.requirements import Requirement
+
+    requires_python = SpecifierSet(PYPROJECT["project"]["requires-python"])
+    assert requires_python.contains(COLAB["python"]), (
+        f"pyproject's requires-python {requires_python} shuts out Colab's Python {COLAB['python']}"
+    )
+    for line in PYPROJECT["project"]["dependencies"]:
+        requirement = Requirement(line)
+        name = canonicalize_name(requirement.name)
+        colab = COLAB[name]
+        if name in COLAB_UPGRADED:
+            assert not requirement.specifier.contains(colab), f"{name}: no longer upgraded"
+        else:
+            assert requirement.specifier.contains(colab), (
+                f"`pip install` of the course would replace Colab's {name} {colab} ({line})"
+            )
+    extras = [Requirement(x) for x in PYPROJECT["project"]["optional-dependencies"]["course"]]
+    transformers = next(r for r in extras if r.name == "transformers")
+    assert transformers.specifier.contains(COLAB["transformers"]), "labs 04-06 on Colab"
+
+
+def _python(version: str) -> str | None:
+    """An interpreter of ``version`` (3.13): pyenv's, or on PATH; None when there is none."""
+    candidates = sorted(str(p) for p in Path.home().glob(f".pyenv/versions/{version}.*/bin/python"))
+    candidates += [x for x in [shutil.which(f"python{version}")] if x]
+    for candidate in candidates:
+        check = f"import sys; assert sys.version_info[:2] == {tuple(map(int, version.split('.')))}"
+        if subprocess.run([candidate, "-c", check], capture_output=True).returncode == 0:
+            return candidate
+    return None
+
+
+def test_setup_cell_runs_under_colabs_python():
+    """Colab runs a newer Python than the suite: the cell (standard library only) there."""
+    version = ".".join(COLAB["python"].split(".")[:2])
+    python = _python(version)
+    if python is None:
+        pytest.skip(f"no Python {version} here (Colab's)")
+    outcome = _run_setup_cell("colab", python=python)
+    clone = outcome["calls"][0][0]
+    assert clone[clone.index("--branch") + 1] == config.RELEASE_TAG, outcome
+    assert outcome["exit"] is None and outcome["enabled"] == 1, outcome
+    failed = _run_setup_cell("colab", python=python, FAIL_CALL="git")
+    assert failed["exit"] == 1 and "Could not fetch the course" in failed["stderr"], failed
+
+
+def test_course_version_is_one_number():
+    """The release tag Colab clones comes from config.VERSION; the package says the same."""
+    import tomllib
+
+    import course_utils
+
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert pyproject["project"]["version"] == config.VERSION == course_utils.__version__
+    assert config.RELEASE_TAG == f"v{config.VERSION}"
 
 
 def test_colab_grading_leaves_out_its_own_cell_and_finds_the_lab():
@@ -711,3 +814,20 @@ def test_widgets_use_the_ipywidgets8_protocol_colab_renders(lab, tmp_path, monke
                 "not an ipywidgets 8 core widget (Colab renders those without extensions)"
             )
     assert not problems, f"{lab}:\n" + "\n".join(problems)
+
+
+def test_colab_grading_tools_install_failure_says_what_to_do(tmp_path, monkeypatch):
+    from course_utils.tooling import colab
+
+    monkeypatch.setitem(sys.modules, "nbgrader", None)  # as on Colab: no nbgrader
+    monkeypatch.setattr(colab, "GRADER_ENV", tmp_path / "grader")
+
+    def offline(command, **kwargs):
+        (tmp_path / "grader").mkdir(exist_ok=True)  # a half-made environment
+        raise subprocess.CalledProcessError(1, command)
+
+    monkeypatch.setattr(colab.subprocess, "run", offline)
+    with pytest.raises(RuntimeError, match="Could not install the grading tools") as caught:
+        colab.grader_python()
+    assert config.issues_url() in str(caught.value) and colab.NBGRADER in str(caught.value)
+    assert not (tmp_path / "grader").exists(), "a retry must start afresh"
