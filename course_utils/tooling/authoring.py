@@ -63,6 +63,7 @@ def setup_cell_source() -> str:
     return _SETUP_CELL.format(
         course=config.COLAB_COURSE_DIR,
         tag=config.RELEASE_TAG,
+        branch=config.BRANCH,
         url=config.clone_url(),
         issues=config.issues_url(),
         grade_line=GRADE_LINE,
@@ -88,8 +89,18 @@ if "google.colab" in sys.modules:
     release = "{tag}"  # the course as it was when this notebook was released
     if not os.path.isdir(course):
         try:
-            shallow = ["--depth", "1", "--branch", release]
-            subprocess.run(["git", "clone", "-q", *shallow, url, course], check=True)
+            shallow = ["git", "clone", "-q", "--depth", "1", "--branch"]
+            try:
+                quiet = subprocess.DEVNULL
+                subprocess.run([*shallow, release, url, course], check=True, stderr=quiet)
+            except subprocess.CalledProcessError:  # that release is not published (yet)
+                shutil.rmtree(course, ignore_errors=True)
+                subprocess.run([*shallow, "{branch}", url, course], check=True)
+                print(
+                    f"The course's {{release}} is not on GitHub yet: using its newest version "
+                    "({branch}), which may differ from this notebook in places.",
+                    file=sys.stderr,
+                )
             subprocess.run([sys.executable, "-m", "pip", "install", "-q", course], check=True)
         except (OSError, subprocess.CalledProcessError) as error:
             shutil.rmtree(course, ignore_errors=True)  # so that running the cell again retries

@@ -570,6 +570,20 @@ def test_setup_cell_on_colab_says_what_to_do_when_fetching_fails(failing):
     assert outcome["enabled"] == 0 and "grade" not in outcome["printed"], outcome
 
 
+def test_setup_cell_on_colab_takes_the_newest_course_when_its_release_is_not_published():
+    """A release tag not (yet) on GitHub: the clone of the branch instead, with one line
+    saying so, and the course installed from it; the notebook still works."""
+    outcome = _run_setup_cell("colab", FAIL_CALL=config.RELEASE_TAG)
+    tagged, branch, install = (call[0] for call in outcome["calls"])
+    assert tagged[tagged.index("--branch") + 1] == config.RELEASE_TAG, tagged
+    assert branch[branch.index("--branch") + 1] == config.BRANCH, branch
+    assert branch[-2:] == [config.clone_url(), config.COLAB_COURSE_DIR], branch
+    assert install[1:] == ["-m", "pip", "install", "-q", config.COLAB_COURSE_DIR], install
+    (line,) = outcome["stderr"].strip().splitlines()
+    assert line.startswith(f"The course's {config.RELEASE_TAG} is not on GitHub yet"), line
+    assert outcome["exit"] is None and outcome["root"] == config.COLAB_COURSE_DIR, outcome
+
+
 # Google Colab's runtime as Colab publishes it, in github.com/googlecolab/backend-info:
 # os-info-gpu.txt and pip-freeze.gpu.txt at commit a724079 (2026-08-19, "Upgrade to Python
 # 3.13"); its CPU runtime has the same versions, with torch 2.11.0+cpu. Colab also keeps a
