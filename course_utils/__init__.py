@@ -15,6 +15,9 @@ Later labs import what earlier labs built. The map, in the order the course buil
 - lab 07: :mod:`~course_utils.experiments` (FLOPs per token, training to a FLOP budget, a
   power-law fit with its uncertainty) and :mod:`~course_utils.tasks.prompts` (tasks as prompts);
 - lab 08: :mod:`~course_utils.tasks.memos` (private memos with planted secrets);
+- lab 09: the switches of :mod:`~course_utils.layers` and :mod:`~course_utils.models` that
+  make a Llama (RMSNorm, rotary positions, SwiGLU, grouped-query attention,
+  ``DecoderModel.from_llama``) and :mod:`~course_utils.lora` (low-rank adapters);
 - every lab: :mod:`~course_utils.training` (one training loop with a progress bar and a live
   plot), :mod:`~course_utils.plots`, :mod:`~course_utils.checks` (what exercise tests compare
   with) and :mod:`~course_utils.config` (the lab list).

@@ -1,10 +1,15 @@
 """Reference transformer layers, built from scratch; every lab after 02 imports them.
 
 The file reads top to bottom in the order the course builds things: masks, attention,
-multi-head attention, feed-forward, the block, positions and embeddings.
+multi-head attention, feed-forward, the block, positions and embeddings. The parts that
+decoders changed after GPT-2 (Llama and its relatives) are switches of the same modules:
+:class:`RMSNorm` for LayerNorm, rotary positions (:func:`rotary_cos_sin`,
+:func:`apply_rotary`) inside attention instead of a position table, the gated :class:`SwiGLU`
+feed-forward, grouped-query attention (``n_kv_heads``, :func:`repeat_kv`), no biases.
 
 Shapes in docstrings: B batch, T sequence length (Tq queries, Tk keys), C = d_model channels,
-H heads, D = C // H channels per head, V vocabulary size.
+H heads, D = C // H channels per head, Hkv key/value heads (grouped-query attention; H by
+default), V vocabulary size.
 
 Mask conventions (the one thing to get right)
 ---------------------------------------------
@@ -39,11 +44,17 @@ __all__ = [
     "combine_masks",
     "split_heads",
     "merge_heads",
+    "repeat_kv",
     "KVCache",
     "MultiHeadAttention",
     "FeedForward",
+    "SwiGLU",
+    "RMSNorm",
     "TransformerBlock",
     "sinusoidal_positions",
+    "rotary_cos_sin",
+    "rotate_half",
+    "apply_rotary",
     "LearnedPositionalEmbedding",
     "SinusoidalPositionalEmbedding",
     "Embeddings",
@@ -251,12 +262,27 @@ def merge_heads(x: Tensor) -> Tensor:
     return x.transpose(1, 2).reshape(b, t, h * d)
 
 
+def repeat_kv(x: Tensor, n_rep: int) -> Tensor:
+    """(B, Hkv, T, D) -> (B, Hkv * n_rep, T, D): each key/value head serves n_rep query heads.
+
+    Grouped-query attention: query head h reads key/value head ``h // n_rep``, so the copies
+    of one key/value head sit next to each other (Hugging Face's ``repeat_kv``; the same as
+    ``x.repeat_interleave(n_rep, dim=1)``). ``n_rep=1`` returns ``x`` itself.
+    """
+    if n_rep == 1:
+        return x
+    b, h_kv, t, d = x.shape
+    return x[:, :, None].expand(b, h_kv, n_rep, t, d).reshape(b, h_kv * n_rep, t, d)
+
+
 class KVCache:
     """The keys and values one attention layer has already computed, for fast decoding.
 
     Generating token t+1 needs the keys and values of tokens 0 .. t. Without a cache the model
     recomputes them all at every step; with one, each step computes only the new token's and
-    appends them here. ``k`` and ``v`` are (B, H, T_past, D), or None before the first step.
+    appends them here. ``k`` and ``v`` are (B, Hkv, T_past, D), or None before the first step:
+    with grouped-query attention only the Hkv key/value heads are stored (that is the memory
+    it saves), with rotary positions the keys are stored already rotated.
 
     * self-attention: :meth:`MultiHeadAttention.forward` appends every call's new keys;
     * cross-attention (``static=True``): the keys come from the encoder's output, which does
@@ -275,7 +301,7 @@ class KVCache:
         return 0 if self.k is None else self.k.size(-2)
 
     def update(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-        """Append (B, H, T_new, D) keys and values; return all of them (B, H, T_past + T_new, D)."""
+        """Append (B, Hkv, T_new, D) keys and values; return all (B, Hkv, T_past + T_new, D)."""
         if self.k is not None:
             k, v = torch.cat([self.k, k], dim=-2), torch.cat([self.v, v], dim=-2)
         self.k, self.v = k, v
@@ -288,18 +314,17 @@ class KVCache:
 
 
 class _Projection:
-    """One third of the fused ``in_proj``, with the interface of an ``nn.Linear``.
+    """Rows of the fused ``in_proj`` (W_q, W_k or W_v), with the interface of an ``nn.Linear``.
 
     ``weight`` and ``bias`` are views of the fused parameters, so ``proj.weight.copy_(w)``
-    (under ``torch.no_grad()``) writes into the model and ``proj(x)`` trains it.
+    (under ``torch.no_grad()``) writes into the model and ``proj(x)`` trains it. (When
+    ``in_proj`` is wrapped, say by :class:`~course_utils.lora.LoRALinear`, these are the base
+    weights: the adapters act only through ``in_proj`` itself.)
     """
 
-    def __init__(self, fused: nn.Linear, index: int) -> None:
-        self._fused, self._rows = (
-            fused,
-            slice(index * fused.in_features, (index + 1) * fused.in_features),
-        )
-        self.in_features = self.out_features = fused.in_features
+    def __init__(self, fused: nn.Module, rows: slice) -> None:
+        self._fused, self._rows = fused, rows
+        self.in_features, self.out_features = fused.in_features, rows.stop - rows.start
 
     @property
     def weight(self) -> Tensor:
@@ -335,6 +360,17 @@ class MultiHeadAttention(nn.Module):
 
     ``fast=True`` runs ``F.scaled_dot_product_attention``; ``fast=False`` the plain
     :func:`scaled_dot_product_attention`. Both give the same numbers to float32 rounding.
+
+    Two switches of the decoders after GPT-2 (both off by default):
+
+    * ``n_kv_heads`` (grouped-query attention): only Hkv key/value heads, each shared by
+      H / Hkv query heads (:func:`repeat_kv`); ``n_kv_heads=1`` is multi-query attention,
+      ``None`` (= ``n_heads``) ordinary multi-head attention. ``in_proj`` is then
+      (C + 2 Hkv D, C): rows [0, C) W_q, the next Hkv D rows W_k, the last Hkv D rows W_v, and
+      a :class:`KVCache` stores only the Hkv heads.
+    * ``rotary=True`` (self-attention only): queries and keys are rotated by their positions
+      (:func:`apply_rotary`, base ``rope_theta``) before the scores, so a score depends on
+      how far apart two tokens are. With a cache, positions continue after the cached ones.
     """
 
     def __init__(
@@ -345,6 +381,9 @@ class MultiHeadAttention(nn.Module):
         dropout: float = 0.0,
         bias: bool = True,
         fast: bool = True,
+        n_kv_heads: int | None = None,
+        rotary: bool = False,
+        rope_theta: float = 10000.0,
     ) -> None:
         super().__init__()
         if d_model % n_heads != 0:
@@ -352,22 +391,41 @@ class MultiHeadAttention(nn.Module):
                 f"d_model={d_model} is not divisible by n_heads={n_heads}; each "
                 f"head gets d_model // n_heads channels"
             )
+        n_kv_heads = n_heads if n_kv_heads is None else n_kv_heads
+        if not 1 <= n_kv_heads <= n_heads or n_heads % n_kv_heads:
+            raise ValueError(
+                f"n_kv_heads={n_kv_heads} must divide n_heads={n_heads}: each key/value head "
+                f"serves the same number of query heads"
+            )
+        if rotary and (d_model // n_heads) % 2:
+            raise ValueError(
+                f"rotary positions rotate pairs of channels: the head size d_model // n_heads ="
+                f" {d_model // n_heads} must be even"
+            )
         self.d_model, self.n_heads, self.dropout, self.fast = d_model, n_heads, dropout, fast
-        self.in_proj = nn.Linear(d_model, 3 * d_model, bias=bias)  # W_q, W_k, W_v stacked
+        self.n_kv_heads, self.rotary, self.rope_theta = n_kv_heads, rotary, rope_theta
+        kv = n_kv_heads * (d_model // n_heads)  # channels of the keys (and of the values)
+        self.in_proj = nn.Linear(d_model, d_model + 2 * kv, bias=bias)  # W_q, W_k, W_v stacked
         self.out_proj = nn.Linear(d_model, d_model, bias=bias)
         self._register_load_state_dict_pre_hook(_fuse_qkv_keys)
 
     @property
+    def _kv_channels(self) -> int:
+        return self.n_kv_heads * (self.d_model // self.n_heads)
+
+    @property
     def q_proj(self) -> _Projection:
-        return _Projection(self.in_proj, 0)
+        return _Projection(self.in_proj, slice(0, self.d_model))
 
     @property
     def k_proj(self) -> _Projection:
-        return _Projection(self.in_proj, 1)
+        c, kv = self.d_model, self._kv_channels
+        return _Projection(self.in_proj, slice(c, c + kv))
 
     @property
     def v_proj(self) -> _Projection:
-        return _Projection(self.in_proj, 2)
+        c, kv = self.d_model, self._kv_channels
+        return _Projection(self.in_proj, slice(c + kv, c + 2 * kv))
 
     def forward(
         self,
@@ -388,30 +446,45 @@ class MultiHeadAttention(nn.Module):
         need_weights: use the plain path and also return weights (B, H, Tq, Tk).
         kv_cache: a :class:`KVCache`; Tk then counts the cached keys too (masks must cover
         them). A static (cross-attention) cache computes keys from ``context`` once.
+        The cache holds (B, Hkv, Tk, D) keys and values; they are repeated to H heads here.
         """
         b, t_q, c = x.shape if x.dim() == 3 else (0, 0, -1)
         if c != self.d_model:
             raise ValueError(f"x must be (B, T, C={self.d_model}), got {tuple(x.shape)}")
-        h = self.n_heads
+        h, h_kv, kv = self.n_heads, self.n_kv_heads, self._kv_channels
         if context is None:  # self-attention: Q, K and V in one matmul
-            q, k, v = self.in_proj(x).view(b, t_q, 3, h, c // h).unbind(2)  # (B, T, H, D) each
-            q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (B, H, T, D)
+            q, k, v = self.in_proj(x).split([c, kv, kv], dim=-1)
+            q, k, v = _heads(q, h), _heads(k, h_kv), _heads(v, h_kv)  # (B, H or Hkv, T, D)
+            if self.rotary:  # positions continue after the cached tokens
+                start = 0 if kv_cache is None else len(kv_cache)
+                cos, sin = rotary_cos_sin(
+                    t_q, c // h, self.rope_theta, start, device=x.device, dtype=q.dtype
+                )
+                q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
             if kv_cache is not None:
                 k, v = kv_cache.update(k, v)
         else:
+            if self.rotary:
+                raise ValueError("rotary positions apply to self-attention only (no context)")
             self._check_context(context, b)
-            w, bias = self.in_proj.weight, self.in_proj.bias
-            q = F.linear(x, w[:c], None if bias is None else bias[:c])
-            q = q.view(b, t_q, h, c // h).transpose(1, 2)  # (B, H, Tq, D)
+            fused = isinstance(self.in_proj, nn.Linear)
+            w, bias = (self.in_proj.weight, self.in_proj.bias) if fused else (None, None)
+            # A wrapped in_proj (LoRA adapters) is called whole, so that its adapters act.
+            q = F.linear(x, w[:c], None if bias is None else bias[:c]) if fused else None
+            q = _heads(self.in_proj(x)[..., :c] if q is None else q, h)  # (B, H, Tq, D)
             if kv_cache is not None and kv_cache.static and kv_cache.k is not None:
                 k, v = kv_cache.k, kv_cache.v  # the encoder's keys, computed on the first step
             else:
-                t_k = context.size(1)
-                kv = F.linear(context, w[c:], None if bias is None else bias[c:])
-                k, v = kv.view(b, t_k, 2, h, c // h).unbind(2)
-                k, v = k.transpose(1, 2), v.transpose(1, 2)
+                if fused:
+                    kv_out = F.linear(context, w[c:], None if bias is None else bias[c:])
+                else:
+                    kv_out = self.in_proj(context)[..., c:]
+                k, v = kv_out.split([kv, kv], dim=-1)
+                k, v = _heads(k, h_kv), _heads(v, h_kv)
                 if kv_cache is not None:
                     k, v = kv_cache.update(k, v)
+        if h_kv != h:  # grouped-query attention: each key/value head serves h // h_kv queries
+            k, v = repeat_kv(k, h // h_kv), repeat_kv(v, h // h_kv)
         t_k = k.size(-2)
         mask = None
         if attn_mask is not None or key_padding_mask is not None:
@@ -465,6 +538,8 @@ class MultiHeadAttention(nn.Module):
     @torch.no_grad()
     def load_from_torch(self, mha: nn.MultiheadAttention) -> MultiHeadAttention:
         """Copy the weights of an ``nn.MultiheadAttention`` into this module; returns self."""
+        if self.n_kv_heads != self.n_heads or self.rotary:
+            raise ValueError("nn.MultiheadAttention has no grouped-query or rotary attention")
         if (mha.embed_dim, mha.num_heads) != (self.d_model, self.n_heads):
             raise ValueError(
                 f"shape mismatch: torch has embed_dim={mha.embed_dim}, num_heads="
@@ -494,6 +569,12 @@ class MultiHeadAttention(nn.Module):
         )
         w = mha.out_proj.weight
         return module.to(device=w.device, dtype=w.dtype).load_from_torch(mha)
+
+
+def _heads(x: Tensor, n_heads: int) -> Tensor:
+    """(B, T, n_heads * D) -> (B, n_heads, T, D), a view (the channels may be a slice)."""
+    b, t, _ = x.shape
+    return x.view(b, t, n_heads, -1).transpose(1, 2)
 
 
 def _fuse_qkv_keys(state_dict, prefix, *args) -> None:
@@ -555,6 +636,61 @@ class FeedForward(nn.Module):
         return _dropout(self.dropout, self.fc2(self.act(self.fc1(x))))
 
 
+class SwiGLU(nn.Module):
+    """The gated feed-forward of Llama (Shazeer 2020): down(silu(gate(x)) * up(x)) -> dropout.
+
+    (B, T, C) -> (B, T, C). Three Linears, named as in Hugging Face's Llama: ``gate_proj`` and
+    ``up_proj`` (C -> d_ff) and ``down_proj`` (d_ff -> C). ``d_ff`` is the hidden width
+    (Llama's ``intermediate_size``); models usually pick it near 8/3 C so that the three
+    matrices cost about what FeedForward's two of width 4 C cost.
+    """
+
+    def __init__(self, d_model: int, d_ff: int, *, dropout: float = 0.0, bias: bool = True) -> None:
+        super().__init__()
+        self.gate_proj = nn.Linear(d_model, d_ff, bias=bias)
+        self.up_proj = nn.Linear(d_model, d_ff, bias=bias)
+        self.down_proj = nn.Linear(d_ff, d_model, bias=bias)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = F.silu(self.gate_proj(x)) * self.up_proj(x)  # (B, T, d_ff)
+        return _dropout(self.dropout, self.down_proj(h))
+
+
+class RMSNorm(nn.Module):
+    """Root-mean-square norm (Zhang and Sennrich 2019; Llama): x / rms(x) * weight.
+
+    (..., C) -> (..., C), rms(x) = sqrt(mean(x^2 over C) + eps). Unlike LayerNorm it neither
+    subtracts the mean nor adds a bias. Computed in float32 and cast back, as Hugging Face's
+    ``LlamaRMSNorm`` does (same numbers in half precision). ``weight`` (C,) starts at ones.
+    """
+
+    def __init__(self, d_model: int, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(d_model))
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = x.float()
+        h = h * torch.rsqrt(h.pow(2).mean(dim=-1, keepdim=True) + self.eps)
+        return self.weight * h.to(x.dtype)
+
+    def extra_repr(self) -> str:
+        return f"{self.weight.numel()}, eps={self.eps}"
+
+
+NORMS = ("layernorm", "rmsnorm")
+
+
+def make_norm(kind: str, d_model: int, eps: float = 1e-5, bias: bool = True) -> nn.Module:
+    """``nn.LayerNorm`` ("layernorm", with a bias unless ``bias=False``) or :class:`RMSNorm`."""
+    if kind == "layernorm":
+        return nn.LayerNorm(d_model, eps=eps, bias=bias)
+    if kind == "rmsnorm":
+        return RMSNorm(d_model, eps=eps)
+    raise ValueError(f"norm must be one of {list(NORMS)}, got {kind!r}")
+
+
 def _dropout(module: nn.Dropout, x: Tensor) -> Tensor:
     """``module(x)``, skipped when it would do nothing (eval mode or p = 0)."""
     return module(x) if module.training and module.p > 0 else x
@@ -568,11 +704,16 @@ class TransformerBlock(nn.Module):
     * decoder block of the original Transformer: ``cross_attention=True`` (self-attention,
       cross-attention to ``context``, feed-forward).
 
-    Each sub-layer has a residual connection and a LayerNorm. ``norm_first=True`` (pre-norm,
+    Each sub-layer has a residual connection and a norm. ``norm_first=True`` (pre-norm,
     GPT-2 and most modern models: x + f(norm(x))) trains stably without warm-up;
     ``norm_first=False`` (post-norm, the 2017 paper, BERT and BART: norm(x + f(x))).
     Submodules: ``self_attn``, ``attn_norm``, ``cross_attn``, ``cross_norm`` (only with
     cross-attention), ``ffn``, ``ffn_norm``.
+
+    Llama's block is this one with ``norm="rmsnorm"``, ``activation="swiglu"`` (``ffn`` is
+    then a :class:`SwiGLU`), ``bias=False``, ``rotary=True`` and optionally ``n_kv_heads``
+    (these go to the self-attention; cross-attention has neither rotary positions nor
+    grouped heads).
     """
 
     def __init__(
@@ -587,16 +728,31 @@ class TransformerBlock(nn.Module):
         activation: str = "gelu",
         layer_norm_eps: float = 1e-5,
         bias: bool = True,
+        norm: str = "layernorm",
+        n_kv_heads: int | None = None,
+        rotary: bool = False,
+        rope_theta: float = 10000.0,
     ) -> None:
         super().__init__()
         self.norm_first, self.cross_attention = norm_first, cross_attention
-        self.self_attn = MultiHeadAttention(d_model, n_heads, dropout=dropout, bias=bias)
-        self.attn_norm = nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias)
+        self.self_attn = MultiHeadAttention(
+            d_model,
+            n_heads,
+            dropout=dropout,
+            bias=bias,
+            n_kv_heads=n_kv_heads,
+            rotary=rotary,
+            rope_theta=rope_theta,
+        )
+        self.attn_norm = make_norm(norm, d_model, layer_norm_eps, bias)
         if cross_attention:
             self.cross_attn = MultiHeadAttention(d_model, n_heads, dropout=dropout, bias=bias)
-            self.cross_norm = nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias)
-        self.ffn = FeedForward(d_model, d_ff, dropout=dropout, activation=activation, bias=bias)
-        self.ffn_norm = nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias)
+            self.cross_norm = make_norm(norm, d_model, layer_norm_eps, bias)
+        if activation == "swiglu":
+            self.ffn = SwiGLU(d_model, d_ff, dropout=dropout, bias=bias)
+        else:
+            self.ffn = FeedForward(d_model, d_ff, dropout=dropout, activation=activation, bias=bias)
+        self.ffn_norm = make_norm(norm, d_model, layer_norm_eps, bias)
         self.dropout = nn.Dropout(dropout)  # on each attention output, before the residual add
 
     def forward(
@@ -686,6 +842,10 @@ class TransformerBlock(nn.Module):
                 f"this block has cross_attention={self.cross_attention}, "
                 f"norm_first={self.norm_first}"
             )
+        if not isinstance(self.ffn, FeedForward) or not all(
+            isinstance(n, nn.LayerNorm) for n in (self.attn_norm, self.ffn_norm)
+        ):
+            raise ValueError("PyTorch's layers have LayerNorms and a two-layer feed-forward")
         if _activation_name(layer.activation) != _activation_name(self.ffn.act):
             raise ValueError("activation differs between the layer and this block")
         self.self_attn.load_from_torch(layer.self_attn)
@@ -759,6 +919,50 @@ def sinusoidal_positions(max_len: int, d_model: int) -> Tensor:
     return table.float()
 
 
+def rotary_cos_sin(
+    seq_len: int,
+    head_dim: int,
+    theta: float = 10000.0,
+    offset: int = 0,
+    *,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> tuple[Tensor, Tensor]:
+    """The cos and sin of rotary positions (Su et al. 2021) offset .. offset + seq_len - 1.
+
+    Returns (cos, sin), each (seq_len, head_dim). Channel i and channel i + head_dim / 2 form
+    a pair, rotated at position p by the angle p * theta^(-2i / head_dim), i < head_dim / 2:
+    **Hugging Face Llama's layout** ("rotate_half"), so ``cos[:, i] == cos[:, i + D/2]``. The
+    paper pairs neighbouring channels (2i, 2i + 1) instead; the two differ by a fixed
+    permutation of the channels of W_q and W_k, so they train the same, but weights
+    trained with one layout give other numbers in the other. Angles in float64, then ``dtype``.
+    """
+    if head_dim % 2 or head_dim < 2:
+        raise ValueError(f"rotary positions rotate pairs: head_dim must be even, got {head_dim}")
+    if seq_len < 0 or offset < 0:
+        raise ValueError(f"seq_len and offset must be >= 0, got {seq_len}, {offset}")
+    inv_freq = theta ** (-torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim)
+    pos = torch.arange(offset, offset + seq_len, dtype=torch.float64)
+    angle = torch.outer(pos, inv_freq)  # (seq_len, head_dim / 2)
+    angle = torch.cat([angle, angle], dim=-1)  # channel i and i + D/2 share an angle
+    return angle.cos().to(device=device, dtype=dtype), angle.sin().to(device=device, dtype=dtype)
+
+
+def rotate_half(x: Tensor) -> Tensor:
+    """(..., D) -> (..., D): [x1, x2] -> [-x2, x1], with x1, x2 the two halves of the channels."""
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat([-x2, x1], dim=-1)
+
+
+def apply_rotary(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """Rotate queries or keys x (..., T, D) by their positions: x * cos + rotate_half(x) * sin.
+
+    ``cos``, ``sin`` (T, D) from :func:`rotary_cos_sin`. Each pair (x_i, x_{i + D/2}) turns by
+    its angle, so q_m . k_n depends on m - n only. Applied to queries and keys, never values.
+    """
+    return x * cos + rotate_half(x) * sin
+
+
 def _check_positions(seq_len: int, start: int, max_len: int) -> None:
     if start < 0 or start + seq_len > max_len:
         raise ValueError(
@@ -800,8 +1004,10 @@ class SinusoidalPositionalEmbedding(nn.Module):
 class Embeddings(nn.Module):
     """Token embedding + position embedding, then dropout: ids (B, T) -> (B, T, C).
 
-    ``positions`` is "learned" or "sinusoidal". Submodules ``tok_emb`` (nn.Embedding, its
-    ``weight`` is (V, C) and can be tied to an output layer) and ``pos_emb``.
+    ``positions`` is "learned", "sinusoidal" or "rotary" (no table here: ``pos_emb`` is None
+    and attention rotates queries and keys, see :class:`MultiHeadAttention`). Submodules
+    ``tok_emb`` (nn.Embedding, its ``weight`` is (V, C) and can be tied to an output layer)
+    and ``pos_emb``.
     ``start_pos`` in forward offsets the positions, for decoding with a KV cache.
 
     Switches that published models need (all off by default):
@@ -830,12 +1036,17 @@ class Embeddings(nn.Module):
         position_offset: int = 0,
     ) -> None:
         super().__init__()
-        kinds = {"learned": LearnedPositionalEmbedding, "sinusoidal": SinusoidalPositionalEmbedding}
+        kinds = {
+            "learned": LearnedPositionalEmbedding,
+            "sinusoidal": SinusoidalPositionalEmbedding,
+            "rotary": None,
+        }
         if positions not in kinds:
             raise ValueError(f"positions must be one of {sorted(kinds)}, got {positions!r}")
         self.max_len, self.scale, self.position_offset = max_len, scale, position_offset
         self.tok_emb = nn.Embedding(vocab_size, d_model)
-        self.pos_emb = kinds[positions](max_len + position_offset, d_model)
+        table = kinds[positions]
+        self.pos_emb = None if table is None else table(max_len + position_offset, d_model)
         if type_vocab_size:
             self.type_emb = nn.Embedding(type_vocab_size, d_model)
         self.norm = nn.LayerNorm(d_model, eps=layer_norm_eps) if norm else None
@@ -856,8 +1067,8 @@ class Embeddings(nn.Module):
         x = self.tok_emb(ids)
         if self.scale != 1.0:
             x = x * self.scale
-        # (T, C) positions broadcast over the batch
-        x = x + self.pos_emb(ids.size(1), start=start_pos + self.position_offset)
+        if self.pos_emb is not None:  # (T, C) positions broadcast over the batch
+            x = x + self.pos_emb(ids.size(1), start=start_pos + self.position_offset)
         if hasattr(self, "type_emb"):
             types = (
                 self.type_emb.weight[0] if token_type_ids is None else self.type_emb(token_type_ids)

@@ -36,11 +36,15 @@ all fields of :class:`ModelConfig`:
   ``mlm_transform=True`` (Linear, GELU, LayerNorm before the tied head), ``head_bias=True``,
   ``layer_norm_eps=1e-12``;
 * BART: post-norm, ``embed_norm=True``, learned positions shifted by ``position_offset=2``,
-  optional ``embed_scale=sqrt(d_model)``, ``head_bias=True`` (its ``final_logits_bias``).
+  optional ``embed_scale=sqrt(d_model)``, ``head_bias=True`` (its ``final_logits_bias``);
+* Llama (and Mistral, Qwen...): GPT-2's plan with ``norm="rmsnorm"``, ``positions="rotary"``
+  (with ``rope_theta``), ``activation="swiglu"``, ``bias=False``, an untied or tied head, and
+  grouped-query attention (``n_kv_heads``).
 
-:meth:`DecoderModel.from_gpt2`, :meth:`EncoderModel.from_bert` and
-:meth:`EncoderDecoderModel.from_bart` load Hugging Face models (or their state dicts); the
-test suite proves, on random configurations, that the logits then equal Hugging Face's.
+:meth:`DecoderModel.from_gpt2`, :meth:`EncoderModel.from_bert`,
+:meth:`EncoderDecoderModel.from_bart` and :meth:`DecoderModel.from_llama` load Hugging Face
+models (or their state dicts); the test suite proves, on random configurations, that the
+logits then equal Hugging Face's.
 
 Conventions: ids are (B, T) integer tensors; ``key_padding_mask`` / ``src_padding_mask`` /
 ``tgt_padding_mask`` are (B, T) bool with **True = padding** (as in :mod:`course_utils.layers`;
@@ -59,10 +63,12 @@ from torch import Tensor, nn
 
 from .layers import (
     _ACTIVATIONS,
+    NORMS,
     Embeddings,
     KVCache,
     LanguageModelHead,
     TransformerBlock,
+    make_norm,
 )
 
 __all__ = [
@@ -80,7 +86,7 @@ class ModelConfig:
     """Every size and switch of the three families. Defaults: nanoGPT's CPU-sized GPT.
 
     ``d_ff=None`` becomes ``4 * d_model``, ``final_norm=None`` becomes ``norm_first`` (a
-    pre-norm stack ends in a LayerNorm, a post-norm one already did), and
+    pre-norm stack ends in a norm, a post-norm one already did), and
     ``n_encoder_layers`` / ``n_decoder_layers`` (Type A only) default to ``n_layers``; these
     are filled in when the config is made, so ``dataclasses.replace`` keeps the filled values.
     """
@@ -93,9 +99,12 @@ class ModelConfig:
     max_len: int = 64  # context (block) size; for Type A the longest source and target
     dropout: float = 0.0
     norm_first: bool = True  # pre-norm (GPT-2) or post-norm (BERT, BART, the 2017 paper)
-    activation: str = "gelu"  # "gelu", "gelu_tanh" (GPT-2) or "relu"
-    positions: str = "learned"  # or "sinusoidal"
-    bias: bool = True  # in every Linear and LayerNorm of the blocks
+    activation: str = "gelu"  # "gelu", "gelu_tanh" (GPT-2), "relu" or "swiglu" (Llama)
+    positions: str = "learned"  # or "sinusoidal", or "rotary" (Llama; no position table)
+    bias: bool = True  # in every Linear and LayerNorm of the blocks and the final norm
+    norm: str = "layernorm"  # or "rmsnorm" (Llama), in the blocks and the final norm
+    rope_theta: float = 10000.0  # base of the rotary angles (Llama 3: 500000)
+    n_kv_heads: int | None = None  # key/value heads; None = n_heads, 1 = multi-query
     tie_weights: bool = True  # the output head shares the token embedding's weight
     layer_norm_eps: float = 1e-5
     pad_id: int | None = None
@@ -124,12 +133,34 @@ class ModelConfig:
                 f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}; each head "
                 f"gets d_model // n_heads channels"
             )
-        if self.activation not in _ACTIVATIONS:
+        if self.activation not in (*_ACTIVATIONS, "swiglu"):
             raise ValueError(
-                f"activation must be one of {sorted(_ACTIVATIONS)}, got {self.activation!r}"
+                f"activation must be one of {sorted([*_ACTIVATIONS, 'swiglu'])}, "
+                f"got {self.activation!r}"
             )
-        if self.positions not in ("learned", "sinusoidal"):
-            raise ValueError(f"positions must be 'learned' or 'sinusoidal', got {self.positions!r}")
+        if self.mlm_transform and self.activation == "swiglu":
+            raise ValueError("mlm_transform needs a plain activation, not 'swiglu'")
+        if self.positions not in ("learned", "sinusoidal", "rotary"):
+            raise ValueError(
+                f"positions must be 'learned', 'sinusoidal' or 'rotary', got {self.positions!r}"
+            )
+        if self.norm not in NORMS:
+            raise ValueError(f"norm must be one of {list(NORMS)}, got {self.norm!r}")
+        if self.n_kv_heads is not None and (
+            not isinstance(self.n_kv_heads, int)
+            or not 1 <= self.n_kv_heads <= self.n_heads
+            or self.n_heads % self.n_kv_heads
+        ):
+            raise ValueError(
+                f"n_kv_heads={self.n_kv_heads!r} must divide n_heads={self.n_heads} (or be None)"
+            )
+        if self.positions == "rotary" and (self.d_model // self.n_heads) % 2:
+            raise ValueError(
+                f"rotary positions need an even head size, got d_model // n_heads = "
+                f"{self.d_model // self.n_heads}"
+            )
+        if not self.rope_theta > 0:
+            raise ValueError(f"rope_theta must be > 0, got {self.rope_theta}")
         if self.pooling not in ("cls", "mean"):
             raise ValueError(f"pooling must be 'cls' or 'mean', got {self.pooling!r}")
         if not 0.0 <= self.dropout < 1.0:
@@ -172,6 +203,10 @@ def _blocks(cfg: ModelConfig, n: int, *, cross_attention: bool = False) -> nn.Mo
             activation=cfg.activation,
             layer_norm_eps=cfg.layer_norm_eps,
             bias=cfg.bias,
+            norm=cfg.norm,
+            n_kv_heads=cfg.n_kv_heads,
+            rotary=cfg.positions == "rotary",
+            rope_theta=cfg.rope_theta,
         )
         for _ in range(n)
     )
@@ -179,7 +214,7 @@ def _blocks(cfg: ModelConfig, n: int, *, cross_attention: bool = False) -> nn.Mo
 
 def _final_norm(cfg: ModelConfig) -> nn.Module:
     if cfg.final_norm:
-        return nn.LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps, bias=cfg.bias)
+        return make_norm(cfg.norm, cfg.d_model, cfg.layer_norm_eps, cfg.bias)
     return nn.Identity()
 
 
@@ -205,7 +240,7 @@ def _init_weights(model: nn.Module, n_layers: int) -> None:
     for name, module in model.named_modules():
         if isinstance(module, (nn.Linear, nn.Embedding)):
             std = 0.02
-            if name.endswith(("out_proj", "fc2")):
+            if name.endswith(("out_proj", "fc2", "down_proj")):
                 std /= math.sqrt(2 * n_layers)
             nn.init.normal_(module.weight, std=std)
             if getattr(module, "bias", None) is not None:
@@ -216,6 +251,28 @@ def _init_weights(model: nn.Module, n_layers: int) -> None:
                 nn.init.zeros_(module.bias)
         elif hasattr(module, "weight") and name.endswith("pos_emb"):  # learned positions
             nn.init.normal_(module.weight, std=0.02)
+
+
+def _encode(
+    blocks: nn.ModuleList,
+    norm: nn.Module,
+    x: Tensor,
+    key_padding_mask: Tensor | None,
+    return_attention: bool,
+) -> Tensor | tuple[Tensor, list[Tensor]]:
+    """The encoder stack of Types C and A: embedded x (B, T, C) through every block, each
+    token seeing every real token (only padding is hidden), then the final norm -> (B, T, C).
+
+    ``return_attention=True`` also returns a list, one (B, H, T, T) tensor per layer.
+    """
+    attention = []
+    for block in blocks:
+        x = block(x, key_padding_mask=key_padding_mask, need_weights=return_attention)
+        if return_attention:
+            x, weights = x
+            attention.append(weights["self"])
+    x = norm(x)
+    return (x, attention) if return_attention else x
 
 
 def _check_ids(ids: Tensor, name: str = "ids") -> None:
@@ -260,14 +317,7 @@ class EncoderModel(nn.Module):
         ``return_attention=True`` also returns a list, one (B, H, T, T) tensor per layer.
         """
         x = self.embeddings(ids, token_type_ids=token_type_ids)
-        attention = []
-        for block in self.blocks:
-            x = block(x, key_padding_mask=key_padding_mask, need_weights=return_attention)
-            if return_attention:
-                x, weights = x
-                attention.append(weights["self"])
-        x = self.final_norm(x)
-        return (x, attention) if return_attention else x
+        return _encode(self.blocks, self.final_norm, x, key_padding_mask, return_attention)
 
     def masked_lm_logits(
         self,
@@ -474,6 +524,29 @@ class DecoderModel(nn.Module):
         changed (``dropout``)."""
         return _from_gpt2(cls, gpt2, n_heads, overrides)
 
+    @classmethod
+    def from_llama(
+        cls,
+        llama: nn.Module | dict,
+        *,
+        n_heads: int | None = None,
+        n_kv_heads: int | None = None,
+        **overrides,
+    ) -> DecoderModel:
+        """A DecoderModel with the config and weights of a Hugging Face ``LlamaForCausalLM``
+        (or its state dict, then with ``n_heads``; ``n_kv_heads`` is read off the key
+        projection's shape). The model is GPT-2's plan with ``norm="rmsnorm"``,
+        ``positions="rotary"``, ``activation="swiglu"``, ``bias=False`` and ``n_kv_heads``.
+
+        A state dict cannot tell ``rope_theta`` (default 10000; Llama 3 uses 500000),
+        ``layer_norm_eps`` (Hugging Face's ``rms_norm_eps``, default 1e-6; Llama 2 and 3
+        use 1e-5) or ``max_len`` (default 2048): pass them as ``overrides``, which set any
+        ModelConfig field. Config fields with no equivalent here (rope scaling, biases in
+        attention or MLP, a head size other than hidden_size / heads...) are named in one
+        error. Works for Mistral-style models too when they use none of those.
+        """
+        return _from_llama(cls, llama, n_heads, n_kv_heads, overrides)
+
 
 def sample_next(
     logits: Tensor,
@@ -561,14 +634,7 @@ class EncoderDecoderModel(nn.Module):
         ``return_attention=True`` also returns a list, one (B, H, Ts, Ts) per layer.
         """
         x = self.encoder_embeddings(src_ids)
-        attention = []
-        for block in self.encoder:
-            x = block(x, key_padding_mask=src_padding_mask, need_weights=return_attention)
-            if return_attention:
-                x, weights = x
-                attention.append(weights["self"])
-        x = self.encoder_norm(x)
-        return (x, attention) if return_attention else x
+        return _encode(self.encoder, self.encoder_norm, x, src_padding_mask, return_attention)
 
     def decode(
         self,
@@ -798,7 +864,7 @@ class EncoderDecoderModel(nn.Module):
 
 
 # --------------------------------------------------------------------------------------------
-# Loading Hugging Face models (GPT-2, BERT, BART): config fields, then tensor names
+# Loading Hugging Face models (GPT-2, BERT, BART, Llama): config fields, then tensor names
 # --------------------------------------------------------------------------------------------
 
 _HF_ACTIVATIONS = {
@@ -855,7 +921,8 @@ def _copy_weights(
     ignore: tuple[str, ...] = (),
 ) -> None:
     """Copy ``state`` into ``model``: ``mapping[ours] = ([their names], transpose)``; several
-    names are concatenated along dim 0 (Q, K, V into the fused ``in_proj``). Raises one clear
+    names are concatenated along dim 0 (Q, K, V into the fused ``in_proj``; with grouped-query
+    attention K and V have fewer rows than Q). Raises one clear
     error for the first tensor that is missing or does not fit, and for tensors left over."""
     used = set()
     ours = model.state_dict()
@@ -865,13 +932,14 @@ def _copy_weights(
         if name not in mapping:
             raise ValueError(f"{kind}: nothing to load into {name!r} (an override it cannot map?)")
         theirs, transpose = mapping[name]
-        # Stacked parts (Q, K, V) each fill an equal share of the rows of ``target``.
-        want = (target.size(0) // len(theirs), *target.shape[1:])
         parts = []
         for their_name in theirs:
             if their_name not in state:
                 raise ValueError(f"{kind}: no tensor {their_name!r} (needed for {name!r})")
             t = state[their_name].t() if transpose else state[their_name]
+            # One tensor fills ``target``; stacked parts (Q, K, V) fill its rows together.
+            rows = target.size(0) if len(theirs) == 1 else t.size(0) if t.dim() else -1
+            want = (rows, *target.shape[1:])
             if tuple(t.shape) != want:
                 expected = tuple(reversed(want)) if transpose else want
                 raise ValueError(
@@ -881,6 +949,12 @@ def _copy_weights(
             parts.append(t)
             used.add(their_name)
         value = parts[0] if len(parts) == 1 else torch.cat(parts, dim=0)
+        if value.shape != target.shape:
+            shapes = ", ".join(f"{n} {tuple(state[n].shape)}" for n in theirs)
+            raise ValueError(
+                f"{kind}: {shapes} stack to {tuple(value.shape)}, expected "
+                f"{tuple(target.shape)} for {name!r}"
+            )
         target.copy_(value)
     left = [n for n in state if n not in used and not n.endswith(ignore)]
     if left:
@@ -1134,4 +1208,117 @@ def _from_bart(cls, bart, n_heads, overrides):
             _linear(m, f"{ours}.ffn_norm", f"{theirs}.final_layer_norm")
     ignore = ("encoder.embed_tokens.weight", "decoder.embed_tokens.weight")
     _copy_weights(model, state, m, "BART", ignore=ignore)
+    return model
+
+
+def _rope_theta(hf, problems: list[str]) -> float:
+    """Llama's rotary base, from ``rope_parameters`` (transformers >= 5) or ``rope_theta``
+    and ``rope_scaling`` (4.x); any scaling (linear, dynamic, yarn, llama3...) is a problem."""
+    params = getattr(hf, "rope_parameters", None)
+    if params is None:  # transformers 4.x
+        scaling = getattr(hf, "rope_scaling", None)
+        params = dict(scaling or {}, rope_theta=getattr(hf, "rope_theta", 10000.0))
+        field = "rope_scaling"
+    else:
+        field = "rope_parameters"
+    rope_type = params.get("rope_type", params.get("type", "default"))
+    if rope_type != "default":
+        problems.append(f"{field} with rope_type={rope_type!r} (only plain rotary, 'default')")
+    return float(params.get("rope_theta", 10000.0))
+
+
+def _from_llama(cls, llama, n_heads, n_kv_heads, overrides):
+    state, hf = _hf_source(llama, "Llama", n_heads)
+    problems: list[str] = []
+    common = dict(
+        norm="rmsnorm",
+        positions="rotary",
+        activation="swiglu",
+        bias=False,
+        final_norm=True,
+    )
+    if hf is not None:
+        d, heads = hf.hidden_size, hf.num_attention_heads
+        kv_heads = getattr(hf, "num_key_value_heads", None) or heads
+        for name, given, theirs in [
+            ("n_heads", n_heads, heads),
+            ("n_kv_heads", n_kv_heads, kv_heads),
+        ]:
+            if given is not None and given != theirs:
+                problems.append(f"{name}={given} given, but the model has {theirs}")
+        if hf.hidden_act != "silu":
+            problems.append(f"hidden_act={hf.hidden_act!r} (SwiGLU needs 'silu')")
+        for field in ("attention_bias", "mlp_bias"):
+            if getattr(hf, field, False):
+                problems.append(f"{field}=True (a Llama block here has no biases)")
+        head_dim = getattr(hf, "head_dim", None) or d // heads
+        if head_dim * heads != d:
+            problems.append(f"head_dim={head_dim} (only hidden_size / num_attention_heads)")
+        if getattr(hf, "pretraining_tp", 1) != 1:
+            problems.append(f"pretraining_tp={hf.pretraining_tp} (only 1)")
+        if getattr(hf, "attention_dropout", 0.0):
+            problems.append(f"attention_dropout={hf.attention_dropout} (only 0)")
+        theta = _rope_theta(hf, problems)
+        eos = hf.eos_token_id
+        eos = eos[0] if isinstance(eos, (list, tuple)) else eos  # Llama 3 lists several
+        cfg = ModelConfig(
+            vocab_size=hf.vocab_size,
+            d_model=d,
+            n_heads=heads,
+            n_kv_heads=kv_heads,
+            n_layers=hf.num_hidden_layers,
+            d_ff=hf.intermediate_size,
+            max_len=hf.max_position_embeddings,
+            layer_norm_eps=hf.rms_norm_eps,
+            rope_theta=theta,
+            tie_weights=bool(getattr(hf, "tie_word_embeddings", False)),
+            pad_id=hf.pad_token_id,
+            bos_id=hf.bos_token_id,
+            eos_id=eos,
+            **common,
+        )
+        _check_unmapped("LlamaConfig", problems)
+    else:
+        emb = state["model.embed_tokens.weight"]
+        d = emb.size(1)
+        k_rows = state["model.layers.0.self_attn.k_proj.weight"].size(0)
+        kv_heads = k_rows // (d // n_heads) if d % n_heads == 0 else None
+        if n_kv_heads is not None and n_kv_heads != kv_heads:
+            raise ValueError(
+                f"n_kv_heads={n_kv_heads} given, but k_proj has {k_rows} rows: "
+                f"{kv_heads} key/value heads of {d // n_heads} channels"
+            )
+        n_layers = len({k.split(".")[2] for k in state if k.startswith("model.layers.")})
+        cfg = ModelConfig(
+            vocab_size=emb.size(0),
+            d_model=d,
+            n_heads=n_heads,
+            n_kv_heads=kv_heads,
+            n_layers=n_layers,
+            d_ff=state["model.layers.0.mlp.gate_proj.weight"].size(0),
+            max_len=2048,
+            layer_norm_eps=1e-6,
+            tie_weights="lm_head.weight" not in state
+            or _tied(state, "lm_head.weight", "model.embed_tokens.weight"),
+            **common,
+        )
+    cfg = _override(cfg, overrides)
+    model = cls(cfg)
+    # A tied head may be missing from a state dict (safetensors files drop the copy).
+    head = "lm_head.weight" if "lm_head.weight" in state else "model.embed_tokens.weight"
+    m = {
+        "embeddings.tok_emb.weight": (["model.embed_tokens.weight"], False),
+        "lm_head.proj.weight": ([head], False),
+        "final_norm.weight": (["model.norm.weight"], False),
+    }
+    for i in range(cfg.n_layers):
+        ours, theirs = f"blocks.{i}", f"model.layers.{i}"
+        m[f"{ours}.attn_norm.weight"] = ([f"{theirs}.input_layernorm.weight"], False)
+        att = f"{theirs}.self_attn."
+        m[f"{ours}.self_attn.in_proj.weight"] = (_qkv(att, "q_proj", "k_proj", "v_proj"), False)
+        _linear(m, f"{ours}.self_attn.out_proj", f"{att}o_proj", bias=False)
+        m[f"{ours}.ffn_norm.weight"] = ([f"{theirs}.post_attention_layernorm.weight"], False)
+        for proj in ("gate_proj", "up_proj", "down_proj"):
+            _linear(m, f"{ours}.ffn.{proj}", f"{theirs}.mlp.{proj}", bias=False)
+    _copy_weights(model, state, m, "Llama", ignore=("rotary_emb.inv_freq",))
     return model

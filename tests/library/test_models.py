@@ -91,7 +91,7 @@ def test_config_fills_derived_fields():
     [
         (dict(d_model=10, n_heads=3), "not divisible by n_heads=3"),
         (dict(activation="swish"), "activation must be one of"),
-        (dict(positions="rotary"), "positions must be"),
+        (dict(positions="alibi"), "positions must be"),
         (dict(pooling="max"), "pooling must be"),
         (dict(n_layers=0), "n_layers must be a positive int"),
         (dict(dropout=1.0), "dropout must be in"),
