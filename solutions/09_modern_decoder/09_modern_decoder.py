@@ -928,8 +928,7 @@ def val_loss(model):
 def step_flops(model):
     """Training FLOPs of one step: 3x the forward pass (forward + backward)."""
     x = torch.zeros(cfg.batch_size, cfg.block_size, dtype=torch.long, device=device)
-    with torch.no_grad():
-        return 3 * measure_flops(lambda: model(x))
+    return 3 * measure_flops(lambda: model(x))
 
 
 def pretrain(model, steps, seed):
@@ -1028,7 +1027,11 @@ for n_kv in (cfg.n_heads, cfg.n_heads // 2, 1):
             pretrain(model, results[LLAMA]["steps"], seed)
         losses.append(val_loss(model))
     head_dim = cfg.d_model // cfg.n_heads
-    bytes_per_token = 2 * cfg.n_layers * n_kv * head_dim * 4  # float32
+    formula = 2 * cfg.n_layers * n_kv * head_dim * 4  # float32: 4 bytes a number
+    cache = model.new_cache()  # what the model really stores, for a full window
+    with torch.no_grad():
+        model(torch.zeros(1, cfg.block_size, dtype=torch.long, device=device), kv_cache=cache)
+    stored = sum(t.numel() * t.element_size() for c in cache for t in (c.k, c.v))
     prompt = torch.zeros(1, 8, dtype=torch.long, device=device)
     model.eval()
     model.generate(prompt, 4, temperature=0)  # warm-up
@@ -1038,12 +1041,13 @@ for n_kv in (cfg.n_heads, cfg.n_heads // 2, 1):
         model.generate(prompt, cfg.gen_tokens, temperature=0)
         timings.append(time.perf_counter() - tick)
     kv_results[label] = dict(
-        n_kv=n_kv, bytes=bytes_per_token, mean=statistics.mean(losses),
+        n_kv=n_kv, bytes=stored // cfg.block_size, formula=formula, mean=statistics.mean(losses),
         se=statistics.stdev(losses) / math.sqrt(len(losses)),
         tokens_per_s=cfg.gen_tokens / statistics.median(timings),
     )  # fmt: skip
 for label, r in kv_results.items():
-    print(f"{label:<14} {r['n_kv']} key/value head(s): {r['bytes']:,} bytes of cache per token, "
+    print(f"{label:<14} {r['n_kv']} key/value head(s): {r['bytes']:,} bytes of cache per token "
+          f"(measured; the formula: {r['formula']:,}), "
           f"{r['tokens_per_s']:,.0f} tokens/s, validation loss {r['mean']:.3f} ± {r['se']:.3f}")  # fmt: skip
 mha, mqa = kv_results["multi-head"], kv_results["multi-query"]
 print(f"multi-query stores {mha['bytes'] // mqa['bytes']}x less cache than multi-head; its loss is "
@@ -1051,11 +1055,12 @@ print(f"multi-query stores {mha['bytes'] // mqa['bytes']}x less cache than multi
       f"{2 * math.hypot(mha['se'], mqa['se']):.3f})")  # fmt: skip
 
 # %% [markdown]
-# The cache shrinks exactly by $H / H_{kv}$, and the loss moves little or not at all at
-# this size (the line above says by how much, against the noise). The speed-up does not
-# show here: our cache holds a few kilobytes, and a CPU generating from a model this small
-# spends its time on overheads, not on reading the cache. It matters where the cache is
-# large. Explore it for the published shapes below: Llama 2 7B (32 layers, 32 heads of
+# The cache shrinks exactly by $H / H_{kv}$, as measured in the models' own caches, and
+# the loss changes little or not at all at this size (the last line compares it with the
+# noise of the seeds). Do not read much into the tokens per second: our cache holds a few
+# kilobytes, a CPU generating from a model this small spends its time on overheads, and
+# whatever else the machine is doing moves these timings more than the cache does (run the
+# cell again and the order may change). The saving matters where the cache is large. Explore it for the published shapes below: Llama 2 7B (32 layers, 32 heads of
 # 128, no grouping), Llama 3 8B (32 layers, 32 query heads, 8 key/value heads), Llama 2
 # 70B (80 layers, 64 query heads, 8 key/value heads), in 16-bit numbers.
 
@@ -1096,10 +1101,10 @@ cache_widget = widgets.interactive(
 )
 display(cache_widget)
 for name, shape in SHAPES.items():
-    full = cache_gigabytes(shape, shape[1], 8192)
-    used = cache_gigabytes(shape, shape[3], 8192)
-    print(f"{name}: {used:.1f} GB of cache for 8,192 tokens with {shape[3]} key/value heads "
-          f"({full:.1f} GB with {shape[1]})")  # fmt: skip
+    all_heads_gb = cache_gigabytes(shape, shape[1], 8192)
+    published_gb = cache_gigabytes(shape, shape[3], 8192)
+    print(f"{name}: {published_gb:.1f} GB of cache for 8,192 tokens with {shape[3]} key/value heads "
+          f"({all_heads_gb:.1f} GB with {shape[1]})")  # fmt: skip
 
 # %% [markdown]
 # ## 8. Experiment: positions beyond the trained context
@@ -1140,17 +1145,17 @@ ax.axvline(cfg.block_size - 0.5, color="gray", linestyle=":")
 plt.show()
 for label, c in position_curves.items():
     inside, beyond = c[: cfg.block_size].mean().item(), c[cfg.block_size :].mean().item()
-    print(
-        f"{label} positions: loss {inside:.3f} on the trained positions, {beyond:.3f} beyond them"
-    )
+    print(f"{label} positions: loss {inside:.3f} on the trained positions, {beyond:.3f} beyond "
+          f"them ({beyond - inside:+.3f})")  # fmt: skip
 
 # %% [markdown]
-# Learned positions break beyond the trained length: the model has never seen those rows,
-# and the loss jumps (above, "beyond" against "trained"). Rotary positions degrade far less
-# here. They are not free of the problem: at a distance never seen in training, attention
-# scores take values the model was not trained on, and large models extend their context
-# by changing $\theta$ or rescaling positions (position interpolation, YaRN), then training
-# briefly on long texts.
+# Compare the two increases printed above. Learned positions have nothing to go on beyond
+# the trained length: those rows of the embedding are still random, and the loss rises
+# there. Rotary positions have nothing to learn, yet they are not free of the problem either:
+# at distances never seen in training the attention scores take values the model was not
+# trained on, so their loss rises too (by how much, on this run, is the last number of its
+# line). Large models extend their context by raising $\theta$ or rescaling positions
+# (position interpolation, YaRN) and then training briefly on long texts.
 #
 # ## 9. LoRA: fine-tune through two small matrices
 #
@@ -1172,8 +1177,8 @@ for label, c in position_curves.items():
 #
 # ### Exercise 5: `LoRALinear`
 #
-# The constructor is written: it keeps the frozen `base` layer and creates `A` (random)
-# and `B` (zeros). Write
+# The constructor is written: it keeps the frozen `base` layer and creates `lora_A` (random)
+# and `lora_B` (zeros), named as in PEFT. Write
 #
 # - `forward(x)`: the base layer's output plus the scaled low-rank update (for `x` of any
 #   shape `(..., in)`);
@@ -1183,7 +1188,7 @@ for label, c in position_curves.items():
 #
 # The visible tests compare with the formula written in the test cell, with $r \ne \alpha$
 # so that the scale matters; the grader also checks a base without bias, a 3-D input, that
-# only `A` and `B` receive gradients, that `merge` leaves the base alone and returns a new
+# only `lora_A` and `lora_B` receive gradients, that `merge` leaves the base alone and returns a new
 # layer, and rank 1.
 
 
@@ -1191,9 +1196,9 @@ for label, c in position_curves.items():
 class LoRALinear(nn.Module):
     """A frozen nn.Linear plus a trainable low-rank update, scaled by alpha / r.
 
-    base: nn.Linear(in, out), frozen. A: (r, in), random. B: (out, r), zeros.
-    forward: x (..., in) -> (..., out) = base(x) + (alpha / r) * x @ A.T @ B.T.
-    merge() -> a new nn.Linear(in, out) with weight W + (alpha / r) * B @ A.
+    base: nn.Linear(in, out), frozen. lora_A: (r, in), random. lora_B: (out, r), zeros.
+    forward: x (..., in) -> (..., out) = base(x) + (alpha / r) * x @ lora_A.T @ lora_B.T.
+    merge() -> a new nn.Linear(in, out) with weight W + (alpha / r) * lora_B @ lora_A.
     """
 
     def __init__(self, base, r, alpha):
@@ -1201,12 +1206,12 @@ class LoRALinear(nn.Module):
         self.base, self.r, self.alpha = base, r, alpha
         for p in self.base.parameters():
             p.requires_grad_(False)
-        self.A = nn.Parameter(torch.randn(r, base.in_features) / math.sqrt(base.in_features))
-        self.B = nn.Parameter(torch.zeros(base.out_features, r))
+        self.lora_A = nn.Parameter(torch.randn(r, base.in_features) / math.sqrt(base.in_features))
+        self.lora_B = nn.Parameter(torch.zeros(base.out_features, r))
 
     def forward(self, x):
         ### BEGIN SOLUTION
-        return self.base(x) + (self.alpha / self.r) * (x @ self.A.T) @ self.B.T
+        return self.base(x) + (self.alpha / self.r) * (x @ self.lora_A.T) @ self.lora_B.T
         ### END SOLUTION
 
     def merge(self):
@@ -1214,14 +1219,14 @@ class LoRALinear(nn.Module):
         base = self.base
         merged = nn.Linear(base.in_features, base.out_features, bias=base.bias is not None)
         with torch.no_grad():
-            merged.weight.copy_(base.weight + (self.alpha / self.r) * self.B @ self.A)
+            merged.weight.copy_(base.weight + (self.alpha / self.r) * self.lora_B @ self.lora_A)
             if base.bias is not None:
                 merged.bias.copy_(base.bias)
         return merged
         ### END SOLUTION
 
 
-# %% test="lora" points=2 hint="forward: self.base(x) + (self.alpha / self.r) * (x @ self.A.T) @ self.B.T: the scale is alpha / r, not alpha." nudge="LoRA adds a scaled low-rank product to the frozen layer's output; B starts at zero, so the layer starts as the base."
+# %% test="lora" points=2 hint="forward: self.base(x) + (self.alpha / self.r) * (x @ self.lora_A.T) @ self.lora_B.T: the scale is alpha / r, not alpha." nudge="LoRA adds a scaled low-rank product to the frozen layer's output; B starts at zero, so the layer starts as the base."
 import math
 
 import torch
@@ -1239,17 +1244,17 @@ W, b = base.weight.detach().clone(), base.bias.detach().clone()
 x = torch.randn(4, 6, generator=gen)
 layer = LoRALinear(base, r=2, alpha=8)
 check_tensor(
-    layer(x.clone()), x @ W.T + b, name="a new LoRALinear (B = 0) is its base layer", **TOL
+    layer(x.clone()), x @ W.T + b, name="a new LoRALinear (lora_B = 0) is its base layer", **TOL
 )
 A, B = torch.randn(2, 6, generator=gen), torch.randn(5, 2, generator=gen)
 with torch.no_grad():
-    layer.A.copy_(A)
-    layer.B.copy_(B)
+    layer.lora_A.copy_(A)
+    layer.lora_B.copy_(B)
 expected = x @ W.T + b + (8 / 2) * (x @ A.T) @ B.T
 check_tensor(
     layer(x.clone()),
     expected,
-    name="LoRALinear(r=2, alpha=8) with random A and B",
+    name="LoRALinear(r=2, alpha=8) with random lora_A and lora_B",
     hint="Scale the update by alpha / r (here 4), not by alpha (8).",
     **TOL,
 )
@@ -1266,25 +1271,25 @@ W = base.weight.detach().clone()
 layer = LoRALinear(base, r=4, alpha=2)
 A, B = torch.randn(4, 7, generator=gen), torch.randn(3, 4, generator=gen)
 with torch.no_grad():
-    layer.A.copy_(A)
-    layer.B.copy_(B)
+    layer.lora_A.copy_(A)
+    layer.lora_B.copy_(B)
 x = torch.randn(2, 5, 7, generator=gen)
 expected = x @ W.T + 0.5 * torch.einsum("btr,or->bto", torch.einsum("bti,ri->btr", x, A), B)
 check_tensor(layer(x), expected, name="LoRALinear(r=4, alpha=2), no bias, x (2, 5, 7)", **TOL)
 layer(x).pow(2).sum().backward()
 check_true(
-    layer.A.grad is not None and layer.B.grad is not None and base.weight.grad is None,
-    "only A and B should receive gradients; the base weight stays frozen",
+    layer.lora_A.grad is not None and layer.lora_B.grad is not None and base.weight.grad is None,
+    "only lora_A and lora_B should receive gradients; the base weight stays frozen",
 )
 one = LoRALinear(nn.Linear(3, 3), r=1, alpha=1)
 with torch.no_grad():
-    one.B.copy_(torch.randn(3, 1, generator=gen))
+    one.lora_B.copy_(torch.randn(3, 1, generator=gen))
 x = torch.randn(5, 3, generator=gen)
-expected = one.base(x) + (x @ one.A.detach().T) @ one.B.detach().T
+expected = one.base(x) + (x @ one.lora_A.detach().T) @ one.lora_B.detach().T
 check_tensor(one(x), expected, name="LoRALinear with rank 1, alpha 1", **TOL)
 ### END HIDDEN TESTS
 
-# %% test="lora" points=2 hint="merge: a new nn.Linear(in, out, bias=base.bias is not None) whose weight is base.weight + (alpha / r) * B @ A (out x in), the bias copied; do not change self.base." nudge="Merging folds the scaled low-rank product into the base weight, so the merged layer computes what the adapter did."
+# %% test="lora" points=2 hint="merge: a new nn.Linear(in, out, bias=base.bias is not None) whose weight is base.weight + (alpha / r) * lora_B @ lora_A (out x in), the bias copied; do not change self.base." nudge="Merging folds the scaled low-rank product into the base weight, so the merged layer computes what the adapter did."
 import torch
 from torch import nn
 
@@ -1300,15 +1305,15 @@ W, b = base.weight.detach().clone(), base.bias.detach().clone()
 layer = LoRALinear(base, r=3, alpha=12)
 A, B = torch.randn(3, 6, generator=gen), torch.randn(5, 3, generator=gen)
 with torch.no_grad():
-    layer.A.copy_(A)
-    layer.B.copy_(B)
+    layer.lora_A.copy_(A)
+    layer.lora_B.copy_(B)
 merged = layer.merge()
 check_true(isinstance(merged, nn.Linear), f"merge() should return an nn.Linear, got {type(merged)}")
 check_tensor(
     merged.weight.detach(),
     W + (12 / 3) * B @ A,
     name="merge().weight with r=3, alpha=12",
-    hint="W' = W + (alpha / r) * B @ A: B (out x r) times A (r x in) is out x in, like W.",
+    hint="W' = W + (alpha / r) * lora_B @ lora_A: lora_B (out x r) times lora_A (r x in) is out x in, like W.",
     **TOL,
 )
 check_tensor(merged.bias.detach(), b, name="merge().bias (the base layer's bias)")
@@ -1331,8 +1336,8 @@ W = base.weight.detach().clone()
 layer = LoRALinear(base, r=2, alpha=3)
 A, B = torch.randn(2, 4, generator=gen), torch.randn(8, 2, generator=gen)
 with torch.no_grad():
-    layer.A.copy_(A)
-    layer.B.copy_(B)
+    layer.lora_A.copy_(A)
+    layer.lora_B.copy_(B)
 merged = layer.merge()
 check_true(merged.bias is None, "merge() of a base without bias should have no bias")
 check_tensor(merged.weight.detach(), W + 1.5 * B @ A, name="merge().weight, r=2, alpha=3", **TOL)
@@ -1346,8 +1351,10 @@ check_tensor(merged(x), layer(x).detach(), name="merge()(x) == forward(x) on a 3
 #
 # Lab 08 fine-tuned a pretrained decoder on the private memos of a fictional company, with
 # a canary (`"the access code is 493-27-1854"`) planted in them, and measured how exposed
-# it became. Here the pretrained model is the Llama-style model of section 6 (seed 0), and
-# two fine-tunings get the same number of steps on the same memos:
+# it became. Here the pretrained model is the Llama-style model of section 6 (seed 0). The
+# memos are split as in lab 08 (copies of a memo stay on the same side), the canary is
+# planted 16 times in the training memos, and two fine-tunings get the same number of
+# steps on them:
 #
 # - **full**: every weight trained;
 # - **LoRA**: the course's `course_utils.lora.add_lora` wraps the attention and
@@ -1361,9 +1368,13 @@ check_tensor(merged(x), layer(x).detach(), name="merge()(x) == forward(x) on a 3
 # %%
 from course_utils import lora
 
-documents = [m for m in all_memos]
-cut = int(0.85 * len(documents))
-train_memos, held_out_memos = documents[:cut], documents[cut:]
+groups = {}  # copies of a memo (same normal form) stay on one side, as in lab 08
+for memo in all_memos:
+    groups.setdefault(memos.normalise(memo), []).append(memo)
+keys = list(groups)
+cut = int(0.85 * len(keys))
+train_memos = [memo for key in keys[:cut] for memo in groups[key]]
+held_out_memos = [memo for key in keys[cut:] for memo in groups[key]]
 CANARY_COPIES = 16
 private_train = memos.plant_canaries(train_memos, {memos.CANARY: CANARY_COPIES}, seed=1)
 private_ids, memo_val_ids = encode("".join(private_train)), encode("".join(held_out_memos))
@@ -1400,13 +1411,14 @@ def fine_tune(model, label):
     )  # fmt: skip
 
 
+TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj", "gate_proj", "up_proj", "down_proj")
 pretrained = models[LLAMA, 0]
 before = evaluate_loss(pretrained, memo_val, lm_loss, cfg.eval_batches)
 print(f"pretrained Llama-style model: held-out memo loss {before:.3f}, canary exposure "
       f"{canary_exposure(pretrained):.1f} bits (maximum {math.log2(len(CANDIDATES) + 1):.1f})")  # fmt: skip
 full = fine_tune(copy.deepcopy(pretrained), "full fine-tuning")
 adapted = copy.deepcopy(pretrained)
-lora.add_lora(adapted, r=cfg.lora_rank, alpha=2 * cfg.lora_rank, dropout=0.0)
+lora.add_lora(adapted, r=cfg.lora_rank, alpha=2 * cfg.lora_rank, target_modules=TARGETS)
 low_rank = fine_tune(adapted, f"LoRA, rank {cfg.lora_rank}")
 total = count_parameters(pretrained)
 for r in (full, low_rank):
@@ -1430,14 +1442,19 @@ print(f"LoRA trains {full['trainable'] / low_rank['trainable']:.0f}x fewer param
       f"exposure {low_rank['exposure'] - full['exposure']:+.1f} bits")  # fmt: skip
 
 # %% [markdown]
-# The savings in memory are exact and large: they are why a 7-billion-parameter model can be
-# fine-tuned on one consumer GPU (with the frozen weights in 4 bits, QLoRA). The loss and
-# the exposure are measurements of this run (the last line gives them): a low-rank update
-# cannot move the model as far as full fine-tuning in the same number of steps, which
-# usually costs a little loss on held-out memos and memorises less, but "less" is not
-# "nothing". An adapter trained on private data can still leak it, and the exposure
-# measurement, not the method's name, is what tells you. Lab 08's deduplication applies to
-# LoRA exactly as it does to full fine-tuning.
+# The savings in trainable parameters and optimizer memory are exact: they are why a
+# 7-billion-parameter model can be fine-tuned on one consumer GPU (with the frozen weights
+# in 4 bits, QLoRA). Time is another matter at this size: a LoRA step still runs the whole
+# model forward and backward, plus the adapters' small products, so it need not be faster
+# here (compare the two times printed above); on a large model the weight gradients and
+# optimizer updates it saves weigh more.
+#
+# The loss and the exposure are what this run measured (the last line gives both
+# differences). A low-rank update cannot move the model as far as full fine-tuning in the
+# same number of steps: it usually learns the memos less well, and memorises the canary
+# less. But less is not nothing: an adapter trained on private data can still leak it, and
+# the exposure measurement, not the method's name, is what tells you. Lab 08's
+# deduplication helps LoRA exactly as it helps full fine-tuning.
 #
 # ## What's next
 #
