@@ -155,26 +155,27 @@ x = torch.randn(2, 3, 4, 16, generator=gen) * 3 + 1
 w = torch.randn(16, generator=gen)
 expected = x / torch.sqrt((x * x).mean(-1, keepdim=True) + 1e-6) * w  # the formula, here
 saved = x.clone()
-check_tensor(rms_norm(x, w), expected, name="rms_norm of (2, 3, 4, 16), mean ~1", **TOL)
+check_tensor(rms_norm(x, w.clone()), expected, name="rms_norm of (2, 3, 4, 16), mean ~1", **TOL)
 check_true(torch.equal(x, saved), "rms_norm changed its input x in place")
 # eps inside the square root matters for tiny vectors.
 tiny = 1e-4 * torch.randn(4, 16, generator=gen)
+expected = F.rms_norm(tiny, (16,), w, eps=1e-6)
 check_tensor(
-    rms_norm(tiny, w, eps=1e-6),
-    F.rms_norm(tiny, (16,), w, eps=1e-6),
+    rms_norm(tiny.clone(), w.clone(), eps=1e-6),
+    expected,
     name="rms_norm of vectors of size 1e-4 (eps matters)",
     hint="eps goes inside the square root: sqrt(mean(x**2) + eps).",
     **TOL,
 )
 big = 1e4 * torch.randn(4, 16, generator=gen)
-check_tensor(
-    rms_norm(big, w), F.rms_norm(big, (16,), w, eps=1e-6), name="rms_norm of large x", **TOL
-)
+expected = F.rms_norm(big, (16,), w, eps=1e-6)
+check_tensor(rms_norm(big.clone(), w.clone()), expected, name="rms_norm of large x", **TOL)
 x64 = torch.randn(3, 7, generator=gen, dtype=torch.float64)
 w64 = torch.randn(7, generator=gen, dtype=torch.float64)
+expected = F.rms_norm(x64, (7,), w64, eps=1e-5)
 check_tensor(
-    rms_norm(x64, w64, eps=1e-5),
-    F.rms_norm(x64, (7,), w64, eps=1e-5),
+    rms_norm(x64.clone(), w64.clone(), eps=1e-5),
+    expected,
     name="rms_norm in float64, C = 7",
     rtol=1e-12,
     atol=1e-12,
@@ -187,8 +188,13 @@ if LlamaRMSNorm is not None:
     hf_norm = LlamaRMSNorm(16, eps=1e-5)
     with torch.no_grad():
         hf_norm.weight.copy_(w)
-        expected = hf_norm(x)
-    check_tensor(rms_norm(x, w, eps=1e-5), expected, name="rms_norm vs LlamaRMSNorm", **TOL)
+        expected = hf_norm(saved)
+    check_tensor(
+        rms_norm(saved.clone(), w.clone(), eps=1e-5),
+        expected,
+        name="rms_norm vs LlamaRMSNorm",
+        **TOL,
+    )
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -323,24 +329,27 @@ check_tensor(
     apply_rotary(x, positions), expected, name="apply_rotary at positions 7, 8, 9, 30, 31", **TOL
 )
 check_true(torch.equal(x, saved), "apply_rotary changed its input x in place")
+expected = rotary_reference(saved, positions, 50.0)
 check_tensor(
-    apply_rotary(x, positions, theta=50.0),
-    rotary_reference(x, positions, 50.0),
+    apply_rotary(saved.clone(), positions.clone(), theta=50.0),
+    expected,
     name="apply_rotary with theta=50",
     hint="omega_i = theta ** (-2i / D), i = 0 .. D/2 - 1: use the theta you are given.",
     **TOL,
 )
 x2 = torch.randn(3, 1, 4, 2, generator=gen)
+expected = rotary_reference(x2, torch.arange(4), 10000.0)
 check_tensor(
-    apply_rotary(x2, torch.arange(4)),
-    rotary_reference(x2, torch.arange(4), 10000.0),
+    apply_rotary(x2.clone(), torch.arange(4)),
+    expected,
     name="apply_rotary with D = 2 (one pair)",
     **TOL,
 )
 x64 = torch.randn(2, 2, 3, 6, generator=gen, dtype=torch.float64)
+expected = rotary_reference(x64, torch.tensor([1, 5, 100]), 10000.0)
 check_tensor(
-    apply_rotary(x64, torch.tensor([1, 5, 100])),
-    rotary_reference(x64, torch.tensor([1, 5, 100]), 10000.0),
+    apply_rotary(x64.clone(), torch.tensor([1, 5, 100])),
+    expected,
     name="apply_rotary in float64, D = 6",
     rtol=1e-10,
     atol=1e-10,
@@ -360,10 +369,13 @@ check_true(
 )
 if LlamaConfig is not None:
     hf_config = LlamaConfig(hidden_size=32, num_attention_heads=2, head_dim=16, rope_theta=10000.0)
-    cos, sin = LlamaRotaryEmbedding(hf_config)(x, positions[None])
-    hf_q, _ = apply_rotary_pos_emb(x, x, cos, sin)
+    cos, sin = LlamaRotaryEmbedding(hf_config)(saved, positions[None])
+    hf_q, _ = apply_rotary_pos_emb(saved, saved, cos, sin)
     check_tensor(
-        apply_rotary(x, positions), hf_q, name="apply_rotary vs Hugging Face, D = 16", **TOL
+        apply_rotary(saved.clone(), positions.clone()),
+        hf_q,
+        name="apply_rotary vs Hugging Face, D = 16",
+        **TOL,
     )
 ### END HIDDEN TESTS
 
@@ -521,6 +533,7 @@ w_down = torch.randn(6, 11, generator=gen)
 saved = [t.clone() for t in (x, w_gate, w_up, w_down)]
 g = x @ w_gate.T
 expected = (g / (1 + torch.exp(-g)) * (x @ w_up.T)) @ w_down.T
+with_gelu = (torch.nn.functional.gelu(g) * (x @ w_up.T)) @ w_down.T
 check_tensor(swiglu(x, w_gate, w_up, w_down), expected, name="swiglu with F = 11 (odd)", **TOL)
 check_true(
     all(torch.equal(a, b) for a, b in zip((x, w_gate, w_up, w_down), saved)),
@@ -529,9 +542,7 @@ check_true(
 # Swapping gate and up changes the result: the test above already tells them apart; here
 # the activation must be SiLU, not GELU.
 check_true(
-    not torch.allclose(
-        (torch.nn.functional.gelu(g) * (x @ w_up.T)) @ w_down.T, swiglu(x, w_gate, w_up, w_down)
-    ),
+    not torch.allclose(with_gelu, swiglu(*(t.clone() for t in saved))),
     "swiglu should use SiLU (z * sigmoid(z)), not GELU",
 )
 x64 = torch.randn(4, 3, generator=gen, dtype=torch.float64)
@@ -541,9 +552,10 @@ wg, wu = (
 )
 wd = torch.randn(3, 5, generator=gen, dtype=torch.float64)
 g = x64 @ wg.T
+expected = (g * torch.sigmoid(g) * (x64 @ wu.T)) @ wd.T
 check_tensor(
-    swiglu(x64, wg, wu, wd),
-    (g * torch.sigmoid(g) * (x64 @ wu.T)) @ wd.T,
+    swiglu(x64.clone(), wg.clone(), wu.clone(), wd.clone()),
+    expected,
     name="swiglu in float64 on a (4, 3) input",
     rtol=1e-10,
     atol=1e-10,
@@ -638,11 +650,10 @@ from course_utils.checks import hidden_generator
 gen = hidden_generator("test_repeat_kv", 1)
 kv = torch.randn(1, 2, 3, 4, generator=gen)
 expected = torch.stack([kv[:, h // 4] for h in range(8)], dim=1)
-check_tensor(repeat_kv(kv, 4), expected, name="repeat_kv((1, 2, 3, 4), 4)")
+check_tensor(repeat_kv(kv.clone(), 4), expected, name="repeat_kv((1, 2, 3, 4), 4)")
 one = torch.randn(3, 1, 5, 2, generator=gen)
-check_tensor(
-    repeat_kv(one, 3), one.expand(3, 3, 5, 2), name="repeat_kv of a single head (multi-query)"
-)
+expected = one.expand(3, 3, 5, 2).clone()
+check_tensor(repeat_kv(one.clone(), 3), expected, name="repeat_kv of a single head (multi-query)")
 ### END HIDDEN TESTS
 
 # %% test="grouped_query_attention" points=3 hint="Rotate q and k (not v) with apply_rotary(., positions, theta); k, v = repeat_kv(k, H // H_kv), repeat_kv(v, H // H_kv); return F.scaled_dot_product_attention(q, k, v, is_causal=True); raise ValueError when H % H_kv != 0." nudge="Grouped-query attention is ordinary causal attention after rotating queries and keys and sharing each key/value head with its group of query heads."
@@ -727,7 +738,7 @@ for h in range(6):
     heads.append(torch.softmax(scores, dim=-1) @ v[:, 0])
 expected = torch.stack(heads, dim=1)
 check_tensor(
-    grouped_query_attention(q, k, v, positions),
+    grouped_query_attention(q, k, v, positions.clone()),
     expected,
     name="multi-query attention (6 query heads, 1 key/value head), positions 3..7",
     **TOL,
@@ -737,15 +748,15 @@ check_true(
     "grouped_query_attention changed q, k or v in place",
 )
 # Multi-head (H_kv = H), three groups of two, one token, a batch of one.
-for h, h_kv, t in ((4, 4, 5), (6, 3, 7), (2, 1, 1)):
-    q = torch.randn(3, h, t, 8, generator=gen)
-    k, v = torch.randn(3, h_kv, t, 8, generator=gen), torch.randn(3, h_kv, t, 8, generator=gen)
+for b, h, h_kv, t in ((3, 4, 4, 5), (2, 6, 3, 7), (1, 2, 1, 1)):
+    q = torch.randn(b, h, t, 8, generator=gen)
+    k, v = torch.randn(b, h_kv, t, 8, generator=gen), torch.randn(b, h_kv, t, 8, generator=gen)
     positions = torch.arange(t) + 2
     expected = gqa_reference(q, k, v, positions, 1000.0)
     check_tensor(
-        grouped_query_attention(q, k, v, positions, theta=1000.0),
+        grouped_query_attention(q.clone(), k.clone(), v.clone(), positions.clone(), theta=1000.0),
         expected,
-        name=f"grouped_query_attention with H = {h}, H_kv = {h_kv}, T = {t}, theta=1000",
+        name=f"grouped_query_attention with B = {b}, H = {h}, H_kv = {h_kv}, T = {t}, theta=1000",
         hint="Query head h uses key/value head h // (H // H_kv): repeat_interleave along dim 1.",
         **TOL,
     )
@@ -981,18 +992,26 @@ def compare(a, b):
     return (f"{b} vs {a}: {-gap:+.3f} nats (noise ±{noise:.3f}): {verdict}")  # fmt: skip
 
 
+verdicts = {}
 for a, b in zip(names, names[1:]):
     print(compare(a, b))
+    verdicts[b.removeprefix("+ ")] = compare(a, b).rsplit(": ", 1)[1]
 print(compare(names[0], names[-1]))
+MEANING = {"better": "lowered the loss", "a tie": "were ties (within the noise)",
+           "worse": "raised the loss"}  # fmt: skip
+for verdict, meaning in MEANING.items():
+    changes = [change for change, v in verdicts.items() if v == verdict] or ["none"]
+    print(f"on this run, the changes that {meaning}: {', '.join(changes)}")
 fastest = min(names, key=lambda n: results[n]["seconds"])
 slowest = max(names, key=lambda n: results[n]["seconds"])
 print(f"wall time per run: {results[fastest]['seconds'] / len(cfg.seeds):.1f} s ({fastest}) to "
       f"{results[slowest]['seconds'] / len(cfg.seeds):.1f} s ({slowest})")  # fmt: skip
 
 # %% [markdown]
-# Read the verdicts above, not a story told in advance: at this size (a few hundred
-# thousand parameters, a few hundred steps) some changes are within the noise of three
-# seeds. Published ablations find each change worth a little at scale: RMSNorm mostly
+# The last three lines above are the answer for this run: which changes helped, which are
+# ties, which hurt. Read them rather than a story told in advance: at this size (about a
+# hundred thousand parameters, a few hundred steps) some changes are within the noise of
+# three seeds. Published ablations find each change worth a little at scale: RMSNorm mostly
 # saves time rather than loss, SwiGLU lowers the loss at equal compute (Shazeer 2020),
 # and rotary positions beat learned ones most clearly on long contexts. A tie here says
 # that our runs are too small and too short to tell, not that a change is useless; a
@@ -1236,17 +1255,27 @@ from course_utils.checks import check_tensor
 
 TOL = dict(rtol=1e-5, atol=1e-5)  # float32 matrix products in another order
 gen = torch.Generator().manual_seed(0)
-base = nn.Linear(6, 5)
-with torch.no_grad():
-    base.weight.copy_(torch.randn(5, 6, generator=gen))
-    base.bias.copy_(torch.randn(5, generator=gen))
-W, b = base.weight.detach().clone(), base.bias.detach().clone()
+W, b = torch.randn(5, 6, generator=gen), torch.randn(5, generator=gen)
+
+
+def linear_with(weight, bias):
+    """A fresh nn.Linear holding copies of weight (out, in) and bias (out,) or None."""
+    layer = nn.Linear(weight.size(1), weight.size(0), bias=bias is not None)
+    with torch.no_grad():
+        layer.weight.copy_(weight)
+        if bias is not None:
+            layer.bias.copy_(bias)
+    return layer
+
+
 x = torch.randn(4, 6, generator=gen)
-layer = LoRALinear(base, r=2, alpha=8)
+expected = x @ W.T + b
+layer = LoRALinear(linear_with(W, b), r=2, alpha=8)
 check_tensor(
-    layer(x.clone()), x @ W.T + b, name="a new LoRALinear (lora_B = 0) is its base layer", **TOL
+    layer(x.clone()), expected, name="a new LoRALinear (lora_B = 0) is its base layer", **TOL
 )
 A, B = torch.randn(2, 6, generator=gen), torch.randn(5, 2, generator=gen)
+layer = LoRALinear(linear_with(W, b), r=2, alpha=8)  # a fresh one: the first call had the other
 with torch.no_grad():
     layer.lora_A.copy_(A)
     layer.lora_B.copy_(B)
@@ -1264,29 +1293,37 @@ print("✓ lora forward: visible tests passed")
 from course_utils.checks import check_true, hidden_generator
 
 gen = hidden_generator("test_lora", 1)
-base = nn.Linear(7, 3, bias=False)
-with torch.no_grad():
-    base.weight.copy_(torch.randn(3, 7, generator=gen))
-W = base.weight.detach().clone()
-layer = LoRALinear(base, r=4, alpha=2)
+W = torch.randn(3, 7, generator=gen)
 A, B = torch.randn(4, 7, generator=gen), torch.randn(3, 4, generator=gen)
-with torch.no_grad():
-    layer.lora_A.copy_(A)
-    layer.lora_B.copy_(B)
+
+
+def adapted(r, alpha):
+    """A fresh LoRALinear(r, alpha) on a bias-free copy of W, holding copies of A and B."""
+    layer = LoRALinear(linear_with(W, None), r=r, alpha=alpha)
+    with torch.no_grad():
+        layer.lora_A.copy_(A[:r])
+        layer.lora_B.copy_(B[:, :r])
+    return layer
+
+
 x = torch.randn(2, 5, 7, generator=gen)
 expected = x @ W.T + 0.5 * torch.einsum("btr,or->bto", torch.einsum("bti,ri->btr", x, A), B)
-check_tensor(layer(x), expected, name="LoRALinear(r=4, alpha=2), no bias, x (2, 5, 7)", **TOL)
-layer(x).pow(2).sum().backward()
+check_tensor(
+    adapted(4, 2)(x.clone()), expected, name="LoRALinear(r=4, alpha=2), no bias, x (2, 5, 7)", **TOL
+)
+layer = adapted(4, 2)
+layer(x.clone()).pow(2).sum().backward()
 check_true(
-    layer.lora_A.grad is not None and layer.lora_B.grad is not None and base.weight.grad is None,
+    layer.lora_A.grad is not None
+    and layer.lora_B.grad is not None
+    and layer.base.weight.grad is None,
     "only lora_A and lora_B should receive gradients; the base weight stays frozen",
 )
-one = LoRALinear(nn.Linear(3, 3), r=1, alpha=1)
-with torch.no_grad():
-    one.lora_B.copy_(torch.randn(3, 1, generator=gen))
 x = torch.randn(5, 3, generator=gen)
-expected = one.base(x) + (x @ one.lora_A.detach().T) @ one.lora_B.detach().T
-check_tensor(one(x), expected, name="LoRALinear with rank 1, alpha 1", **TOL)
+W = torch.randn(3, 3, generator=gen)
+A, B = torch.randn(1, 3, generator=gen), torch.randn(3, 1, generator=gen)
+expected = x @ W.T + (x @ A.T) @ B.T
+check_tensor(adapted(1, 1)(x.clone()), expected, name="LoRALinear with rank 1, alpha 1", **TOL)
 ### END HIDDEN TESTS
 
 # %% test="lora" points=2 hint="merge: a new nn.Linear(in, out, bias=base.bias is not None) whose weight is base.weight + (alpha / r) * lora_B @ lora_A (out x in), the bias copied; do not change self.base." nudge="Merging folds the scaled low-rank product into the base weight, so the merged layer computes what the adapter did."
@@ -1319,9 +1356,8 @@ check_tensor(
 check_tensor(merged.bias.detach(), b, name="merge().bias (the base layer's bias)")
 check_tensor(base.weight.detach(), W, name="the base weight after merge() (unchanged)")
 x = torch.randn(4, 6, generator=gen)
-check_tensor(
-    merged(x), x @ W.T + b + 4 * (x @ A.T) @ B.T, name="merge()(x) equals the adapter", **TOL
-)
+expected = x @ W.T + b + 4 * (x @ A.T) @ B.T
+check_tensor(merged(x.clone()), expected, name="merge()(x) equals the adapter", **TOL)
 check_equal(merged is base, False, name="merge() returns a new layer, not the base")
 print("✓ lora merge: visible tests passed")
 
@@ -1343,7 +1379,8 @@ check_true(merged.bias is None, "merge() of a base without bias should have no b
 check_tensor(merged.weight.detach(), W + 1.5 * B @ A, name="merge().weight, r=2, alpha=3", **TOL)
 check_tensor(base.weight.detach(), W, name="the base weight after merge() (unchanged)")
 x = torch.randn(3, 2, 4, generator=gen)
-check_tensor(merged(x), layer(x).detach(), name="merge()(x) == forward(x) on a 3-D input", **TOL)
+expected = x @ W.T + 1.5 * (x @ A.T) @ B.T
+check_tensor(merged(x.clone()), expected, name="merge()(x) == forward(x) on a 3-D input", **TOL)
 ### END HIDDEN TESTS
 
 # %% [markdown]
