@@ -50,6 +50,7 @@ __all__ = [
     "FeedForward",
     "SwiGLU",
     "RMSNorm",
+    "make_norm",
     "TransformerBlock",
     "sinusoidal_positions",
     "rotary_cos_sin",
@@ -451,10 +452,16 @@ class MultiHeadAttention(nn.Module):
         b, t_q, c = x.shape if x.dim() == 3 else (0, 0, -1)
         if c != self.d_model:
             raise ValueError(f"x must be (B, T, C={self.d_model}), got {tuple(x.shape)}")
-        h, h_kv, kv = self.n_heads, self.n_kv_heads, self._kv_channels
+        h, h_kv = self.n_heads, self.n_kv_heads
         if context is None:  # self-attention: Q, K and V in one matmul
-            q, k, v = self.in_proj(x).split([c, kv, kv], dim=-1)
-            q, k, v = _heads(q, h), _heads(k, h_kv), _heads(v, h_kv)  # (B, H or Hkv, T, D)
+            qkv = self.in_proj(x)
+            if h_kv == h:  # (the fewest operations: decoding one token is overhead-bound)
+                q, k, v = qkv.view(b, t_q, 3, h, c // h).unbind(2)  # (B, T, H, D) each
+                q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+            else:
+                kv = self._kv_channels
+                q, k, v = qkv.split([c, kv, kv], dim=-1)
+                q, k, v = _heads(q, h), _heads(k, h_kv), _heads(v, h_kv)  # (B, H / Hkv, T, D)
             if self.rotary:  # positions continue after the cached tokens
                 start = 0 if kv_cache is None else len(kv_cache)
                 cos, sin = rotary_cos_sin(
@@ -479,7 +486,7 @@ class MultiHeadAttention(nn.Module):
                     kv_out = F.linear(context, w[c:], None if bias is None else bias[c:])
                 else:
                     kv_out = self.in_proj(context)[..., c:]
-                k, v = kv_out.split([kv, kv], dim=-1)
+                k, v = kv_out.chunk(2, dim=-1)
                 k, v = _heads(k, h_kv), _heads(v, h_kv)
                 if kv_cache is not None:
                     k, v = kv_cache.update(k, v)

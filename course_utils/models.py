@@ -104,7 +104,7 @@ class ModelConfig:
     bias: bool = True  # in every Linear and LayerNorm of the blocks and the final norm
     norm: str = "layernorm"  # or "rmsnorm" (Llama), in the blocks and the final norm
     rope_theta: float = 10000.0  # base of the rotary angles (Llama 3: 500000)
-    n_kv_heads: int | None = None  # key/value heads; None = n_heads, 1 = multi-query
+    n_kv_heads: int | None = None  # self-attention key/value heads; None = n_heads, 1 = MQA
     tie_weights: bool = True  # the output head shares the token embedding's weight
     layer_norm_eps: float = 1e-5
     pad_id: int | None = None

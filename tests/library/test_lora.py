@@ -270,10 +270,10 @@ def test_whole_llama_equals_peft(n_kv_heads: int, tied: bool, targets: list[str]
     mine = lora_layers(ours)
     for i in range(2):
         layer = theirs.base_model.model.model.layers[i]
-        modules = {**vars(layer.self_attn)["_modules"], **vars(layer.mlp)["_modules"]}
         for t, ot in zip(targets, ours_targets):
-            part = "ffn" if t == "down_proj" else "self_attn"
-            copy_adapter(mine[f"blocks.{i}.{part}.{ot}"], modules[t])
+            mlp = t == "down_proj"
+            theirs_layer = getattr(layer.mlp if mlp else layer.self_attn, t)
+            copy_adapter(mine[f"blocks.{i}.{'ffn' if mlp else 'self_attn'}.{ot}"], theirs_layer)
 
     ids = torch.randint(1, 37, (2, 11))
     with torch.no_grad():
