@@ -598,7 +598,7 @@ check_tensor(
 # of one and the `ValueError`.
 
 
-# %% exercise="grouped_query_attention"
+# %% exercise="grouped_attention"
 def repeat_kv(x, n_rep):
     """Repeat each key/value head n_rep times, the repeats of a head next to each other.
 
@@ -625,7 +625,7 @@ def grouped_query_attention(q, k, v, positions, theta=10000.0):
     ### END SOLUTION
 
 
-# %% test="grouped_query_attention" points=2 hint="x.repeat_interleave(n_rep, dim=1): the heads axis is dim 1, and the repeats of one head are neighbours ([k0, k0, k1, k1], not [k0, k1, k0, k1])." nudge="Each key/value head serves a group of neighbouring query heads, so its copies must sit next to each other on the heads axis."
+# %% test="grouped_attention" points=2 hint="x.repeat_interleave(n_rep, dim=1): the heads axis is dim 1, and the repeats of one head are neighbours ([k0, k0, k1, k1], not [k0, k1, k0, k1])." nudge="Each key/value head serves a group of neighbouring query heads, so its copies must sit next to each other on the heads axis."
 import torch
 
 from course_utils.checks import check_equal, check_tensor
@@ -647,7 +647,7 @@ print("✓ repeat_kv: visible tests passed")
 ### BEGIN HIDDEN TESTS
 from course_utils.checks import hidden_generator
 
-gen = hidden_generator("test_repeat_kv", 1)
+gen = hidden_generator("test_grouped_attention", 1)
 kv = torch.randn(1, 2, 3, 4, generator=gen)
 expected = torch.stack([kv[:, h // 4] for h in range(8)], dim=1)
 check_tensor(repeat_kv(kv.clone(), 4), expected, name="repeat_kv((1, 2, 3, 4), 4)")
@@ -656,7 +656,7 @@ expected = one.expand(3, 3, 5, 2).clone()
 check_tensor(repeat_kv(one.clone(), 3), expected, name="repeat_kv of a single head (multi-query)")
 ### END HIDDEN TESTS
 
-# %% test="grouped_query_attention" points=3 hint="Rotate q and k (not v) with apply_rotary(., positions, theta); k, v = repeat_kv(k, H // H_kv), repeat_kv(v, H // H_kv); return F.scaled_dot_product_attention(q, k, v, is_causal=True); raise ValueError when H % H_kv != 0." nudge="Grouped-query attention is ordinary causal attention after rotating queries and keys and sharing each key/value head with its group of query heads."
+# %% test="grouped_attention" points=3 hint="Rotate q and k (not v) with apply_rotary(., positions, theta); k, v = repeat_kv(k, H // H_kv), repeat_kv(v, H // H_kv); return F.scaled_dot_product_attention(q, k, v, is_causal=True); raise ValueError when H % H_kv != 0." nudge="Grouped-query attention is ordinary causal attention after rotating queries and keys and sharing each key/value head with its group of query heads."
 import torch
 import torch.nn.functional as F
 
@@ -724,7 +724,7 @@ print("✓ grouped_query_attention: visible tests passed")
 ### BEGIN HIDDEN TESTS
 from course_utils.checks import check_true, hidden_generator
 
-gen = hidden_generator("test_grouped_query_attention", 1)
+gen = hidden_generator("test_grouped_attention_2", 1)
 # Multi-query: one key/value head for 6 query heads; an explicit loop as the reference.
 q = torch.randn(1, 6, 5, 4, generator=gen)
 k, v = torch.randn(1, 1, 5, 4, generator=gen), torch.randn(1, 1, 5, 4, generator=gen)
@@ -1364,7 +1364,7 @@ print("✓ lora merge: visible tests passed")
 ### BEGIN HIDDEN TESTS
 from course_utils.checks import hidden_generator
 
-gen = hidden_generator("test_lora_merge", 2)
+gen = hidden_generator("test_lora_2", 2)
 base = nn.Linear(4, 8, bias=False)
 with torch.no_grad():
     base.weight.copy_(torch.randn(8, 4, generator=gen))
