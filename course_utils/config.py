@@ -94,6 +94,13 @@ LABS: tuple[Lab, ...] = (
         "and deduplication",
         2,
     ),
+    Lab(
+        "09_modern_decoder",
+        "The decoder today: Llama and LoRA",
+        "RMSNorm, rotary positions, SwiGLU, grouped-query attention, your model is Llama, "
+        "LoRA vs full fine-tuning",
+        3,  # 147 CPU s (nbval, cpu profile); not yet timed on a quiet machine
+    ),
 )
 
 LAB_NAMES = tuple(lab.name for lab in LABS)

@@ -134,6 +134,10 @@ WIDGETS: dict[str, tuple[Interaction, ...]] = {
         Interaction("text", "prefix:", value="MEMO 0", expect=r"'MEMO 0' continues"),
         Interaction("dropdown", "model:"),  # fine-tuned / from scratch / deduplicated / corpus
     ),
+    "09_modern_decoder": (
+        Interaction("slider", "log10 theta:"),  # the rotary angles redraw
+        Interaction("dropdown", "model:"),  # KV cache against key/value heads, another model
+    ),
 }
 
 # For labs not in WIDGETS: try the first widget of each kind that exists; at least one of
