@@ -729,8 +729,9 @@ for task, generated, expected in [
 # 3. **A control.** A **decoder trained on the sentiment prompts only**, at the encoder's
 #    budget, separates "a decoder cannot learn this" from "this decoder split its budget".
 #
-# Budgets: each specialist and the control get the same FLOPs (`vers_steps` steps of the
-# encoder-decoder); the mixture decoder gets the **sum** of the two specialists' budgets,
+# Budgets: each specialist and the control get the same FLOPs (what `vers_steps` steps of
+# the encoder-decoder cost on a reference batch of dates; each model's own steps are
+# printed); the mixture decoder gets the **sum** of the two specialists' budgets,
 # since it learns both tasks (and some plain text) in one model. Three seeds each.
 #
 # All models read the same tokens: characters, plus every word the reviews use, the month
@@ -1515,7 +1516,7 @@ for label, seconds in timings.items():
 # %% [markdown]
 # Read the table by its pairs. At equal cost `M`, the causal **language model** is far
 # behind on every task; the **prefix LM**, with the same parameters and cost, closes most
-# of that gap (the printed shares): much of the decoder's handicap in T5's comparison is
+# or all of that GLUE gap (the printed shares): much of the decoder's handicap in T5's comparison is
 # the causal mask over the *input*, not the lack of a second stack. Not all of it: with
 # the denoising objective the shared encoder-decoder, which has the prefix LM's
 # parameters and cost, scores above it on every task (printed), which the authors read as
