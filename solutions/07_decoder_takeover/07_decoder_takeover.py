@@ -602,8 +602,9 @@ plt.show()
 # Whatever your run printed, it is one small model, one corpus, one learning rate for
 # every variant (not tuned per family) and a short run (the steps are printed): the
 # efficiency claim is about signal per FLOP over long training, so a win here is one
-# small piece of evidence for it, and a tie a statement about this scale. What the batches above do show without any training is the
-# encoder's handicap: it supervises only 15% of what it reads.
+# small piece of evidence for it, and a tie a statement about this scale. What the
+# batches above do show without any training is the encoder's handicap: it supervises
+# only 15% of what it reads.
 #
 # ## 3. Versatility: one model, many tasks
 #
