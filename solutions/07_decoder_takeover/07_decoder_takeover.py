@@ -1067,15 +1067,16 @@ if course_utils.ready("format_prompt", "parse_answer"):
 # budget. If it matches the encoder, a decoder *can* learn this task at this compute, and
 # any gap of the mixture decoder is the price of sharing one budget between tasks (or of
 # how it is scored: compare its two sentiment columns). If the control trails too, the
-# gap belongs to the decoder at this size and budget. The last two lines ask a plainer
-# question: did each decoder learn the task at all, or does it do no better than always
-# answering the commoner label? A control at that floor while the mixture decoder learned
+# gap belongs to the decoder at this size and budget. The lines against the commoner
+# label ask a plainer question: did each decoder learn the task at all, or does it do no
+# better than always answering the commoner label? A control at that floor while the mixture decoder learned
 # is worth a thought: the mixture decoder took more steps (twice the budget) and read
 # other lines too; more updates, or transfer from the other lines, could each explain it,
 # and this notebook does not separate the two. Your printed lines say which holds here.
 # On a laptop budget a decoder may not learn sentiment at all (a line marked NOT says so):
 # then its sentiment columns compare nothing but noise, and the dates column alone
-# measures what the shared model learned against its specialist at equal compute.
+# measures what the shared model learned against its specialist (with the compute of
+# both specialists together).
 #
 # What happens with a prompt the decoder never saw written that way? Below, three inputs
 # in formats that were never in its training text. Read what it writes honestly: a model
