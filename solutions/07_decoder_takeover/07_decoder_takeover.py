@@ -63,8 +63,8 @@ cfg = course_utils.settings(
         iso_lr=3e-3, iso_seeds=(0, 1), n_boot=50,
     ),
     cpu=dict(
-        d_model=48, n_layers=2, block=64, batch_size=32, eff_steps=120, n_evals=5, seeds=(0, 1, 2),
-        vers_steps=600, vers_lr=2e-3, n_lines=6000, n_test=300,
+        d_model=48, n_layers=2, block=64, batch_size=32, eff_steps=100, n_evals=5, seeds=(0, 1, 2),
+        vers_steps=520, vers_lr=2e-3, n_lines=6000, n_test=300,
         iso_widths=(8, 12, 16, 24, 32), iso_layers=2, iso_batch=16, iso_steps=(40, 120, 360),
         iso_lr=3e-3, iso_seeds=(0, 1), n_boot=1000,
     ),
