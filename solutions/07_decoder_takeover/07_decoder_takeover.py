@@ -69,10 +69,10 @@ cfg = course_utils.settings(
         iso_lr=3e-3, iso_seeds=(0, 1), n_boot=1000,
     ),
     gpu=dict(
-        d_model=128, n_layers=4, block=128, batch_size=64, eff_steps=1500, n_evals=10,
-        seeds=(0, 1, 2), vers_steps=4000, vers_lr=1e-3, n_lines=20000, n_test=500,
-        iso_widths=(32, 48, 64, 96, 128, 192), iso_layers=4, iso_batch=32,
-        iso_steps=(300, 1000, 3000, 10000), iso_lr=2e-3, iso_seeds=(0, 1, 2), n_boot=1000,
+        d_model=128, n_layers=4, block=128, batch_size=64, eff_steps=1000, n_evals=10,
+        seeds=(0, 1, 2), vers_steps=2500, vers_lr=1e-3, n_lines=20000, n_test=500,
+        iso_widths=(48, 64, 96, 128, 192), iso_layers=4, iso_batch=32,
+        iso_steps=(100, 300, 1000), iso_lr=2e-3, iso_seeds=(0, 1, 2), n_boot=1000,
     ),
 )  # fmt: skip
 device = course_utils.pick_device()
