@@ -205,3 +205,11 @@ def start_lab(
         last_error = server.log()[-4000:]
         server.stop()
     raise RuntimeError(f"jupyter lab did not start within {timeout:.0f} s; its log:\n{last_error}")
+
+
+def assert_logits_close(ours, theirs, rel: float = 1e-5) -> None:
+    """Our model's output equals a reference model's up to ``rel`` times the largest value
+    (the proofs against Hugging Face's BERT, GPT-2, BART and Llama, and PEFT's LoRA)."""
+    scale = theirs.abs().max().item()
+    diff = (ours - theirs).abs().max().item()
+    assert diff <= rel * scale, f"largest difference {diff:.3g} > {rel} x largest value {scale:.3g}"

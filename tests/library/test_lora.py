@@ -18,6 +18,7 @@ import math
 
 import pytest
 import torch
+from helpers import assert_logits_close
 from torch import nn
 
 from course_utils.lora import (
@@ -34,18 +35,10 @@ peft = pytest.importorskip("peft")
 transformers = pytest.importorskip("transformers")
 transformers.logging.set_verbosity_error()
 
-REL = 1e-5
-
 
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
-
-
-def assert_logits_close(ours: torch.Tensor, theirs: torch.Tensor, rel: float = REL) -> None:
-    scale = theirs.abs().max().item()
-    diff = (ours - theirs).abs().max().item()
-    assert diff <= rel * scale, f"largest difference {diff:.3g} > {rel} x largest value {scale:.3g}"
 
 
 class Tiny(nn.Module):

@@ -26,6 +26,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import assert_logits_close
 
 from course_utils.layers import KVCache, count_parameters
 from course_utils.models import (
@@ -39,14 +40,6 @@ from course_utils.models import (
 
 transformers = pytest.importorskip("transformers")
 transformers.logging.set_verbosity_error()
-
-REL = 1e-5
-
-
-def assert_logits_close(ours: torch.Tensor, theirs: torch.Tensor) -> None:
-    scale = theirs.abs().max().item()
-    diff = (ours - theirs).abs().max().item()
-    assert diff <= REL * scale, f"largest difference {diff:.3g} > {REL} x largest logit {scale:.3g}"
 
 
 @pytest.fixture(autouse=True)

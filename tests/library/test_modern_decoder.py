@@ -20,6 +20,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import assert_logits_close
 
 from course_utils.layers import (
     KVCache,
@@ -39,18 +40,10 @@ transformers = pytest.importorskip("transformers")
 transformers.logging.set_verbosity_error()
 from transformers.models.llama import modeling_llama as hf_llama  # noqa: E402
 
-REL = 1e-5
-
 
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
-
-
-def assert_logits_close(ours: torch.Tensor, theirs: torch.Tensor, rel: float = REL) -> None:
-    scale = theirs.abs().max().item()
-    diff = (ours - theirs).abs().max().item()
-    assert diff <= rel * scale, f"largest difference {diff:.3g} > {rel} x largest value {scale:.3g}"
 
 
 def llama_cfg(**kw) -> ModelConfig:
