@@ -88,15 +88,22 @@ def mode_env(mode: str, max_steps: int | None = None) -> dict[str, str]:
 
 
 def _printed(outputs) -> list[str]:
+    """The lines a cell printed. A kernel may send one print in several stream messages
+    (unbuffered: "gpu_check peak memory:" and " cpu 482 MiB" apart), so the texts of
+    consecutive stream outputs are joined before they are split into lines."""
     lines: list[str] = []
+    stream = ""
     for out in outputs:
         if out.get("output_type") == "stream":
-            lines.extend(out.get("text", "").splitlines())
-        elif out.get("output_type") in ("execute_result", "display_data"):
+            stream += out.get("text", "")
+            continue
+        lines.extend(stream.splitlines())
+        stream = ""
+        if out.get("output_type") in ("execute_result", "display_data"):
             text = out.get("data", {}).get("text/plain")
             if text and "image/png" not in out.get("data", {}):
                 lines.extend(text.splitlines())
-    return lines
+    return lines + stream.splitlines()
 
 
 def _slowest_cells(cells, first: int, n: int = 3) -> list[dict]:

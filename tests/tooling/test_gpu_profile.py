@@ -56,6 +56,18 @@ def test_gpu_profile_runs_on_the_cpu_with_two_steps(lab, tmp_path):
     assert record["peak"] and record["peak"].startswith("cpu "), record
 
 
+def test_gpu_check_joins_a_print_the_kernel_sent_in_pieces():
+    """Unbuffered, one print can arrive as several stream messages (seen in CI)."""
+    outputs = [
+        {"output_type": "stream", "name": "stdout", "text": "gpu_check peak memory:"},
+        {"output_type": "stream", "name": "stdout", "text": " cpu 482 MiB\nnext"},
+        {"output_type": "display_data", "data": {"text/plain": "shown"}},
+        {"output_type": "stream", "name": "stdout", "text": "last\n"},
+    ]
+    lines = _gpu_check()._printed(outputs)
+    assert lines == ["gpu_check peak memory: cpu 482 MiB", "next", "shown", "last"], lines
+
+
 def test_gpu_check_records_a_failing_lab(tmp_path, monkeypatch):
     gpu_check = _gpu_check()
     lab = config.LAB_NAMES[0]
