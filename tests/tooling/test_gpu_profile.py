@@ -43,9 +43,18 @@ def _quiet_threads(monkeypatch):
     monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
 
 
+# Left out of the suite for time, unless COURSE_GPU_DRY_ALL=1: lab 08's dry run costs about
+# 420 CPU s (its exposure scoring, 15 secrets x 5,001 codes x 4 models at the gpu size, is not
+# a training loop, so no step cap shortens it). `bash benchmarks/gpu_check.sh OUT --mode dry
+# 08_training_your_own` checks it by hand.
+SLOW_DRY = {"08_training_your_own"}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("lab", config.LAB_NAMES)
 def test_gpu_profile_runs_on_the_cpu_with_two_steps(lab, tmp_path):
+    if lab in SLOW_DRY and not os.environ.get("COURSE_GPU_DRY_ALL"):
+        pytest.skip(f"{lab}'s dry run takes minutes: COURSE_GPU_DRY_ALL=1 includes it")
     record = _gpu_check().run_lab(lab, "dry", tmp_path)
     printed = (tmp_path / f"{lab}.txt").read_text()
     assert record["ok"], f"{lab} fails in the gpu profile: {record['error']}\n{printed[-3000:]}"
