@@ -63,7 +63,9 @@ def test_packages_left_out_of_grading_are_only_in_demonstrations_that_skip_witho
         tree = ast.parse(code)
         for node in _imports(tree):
             where = f"{lab}, line {node.lineno} of the cell {header!r}"
-            assert "exercise=" not in header and "test=" not in header, where
+            # Never in an exercise; a test cell (lab 09's comparisons with Hugging Face) may,
+            # guarded: while grading it skips that comparison and its own references decide.
+            assert "exercise=" not in header, where
             assert _guarded(tree, node), f"{where}: not inside try/except ImportError"
 
 
