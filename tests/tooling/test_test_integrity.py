@@ -400,6 +400,8 @@ NOT_VANDALISABLE = {
     ("02_attention", "test_causal_mask", "*"): "one int",
     ("03_transformer_block", "test_block_params", "*"): "ints and a config, no tensors",
     ("03_transformer_block", "test_model_params", "*"): "ints and a config, no tensors",
+    ("09_modern_decoder", "test_lora_2", "*"): "merge() takes no input (its weights are "
+    "cloned and the expected weight computed before the call)",
     ("07_decoder_takeover", "test_flops_per_token", "*"): "ints",
     ("07_decoder_takeover", "test_prompts", "*"): "strings",
     ("08_training_your_own", "test_training_flops", "*"): "numbers",
