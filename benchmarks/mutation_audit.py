@@ -261,6 +261,20 @@ class Kernel:
         self.km.shutdown_kernel(now=True)
 
 
+def _code_cells(cells):
+    """Each code cell as ``(nbgrader metadata, source, names, is_test)``: ``names`` are the
+    functions the latest exercise cell defined, ``is_test`` says it is a test cell."""
+    names: list[str] = []
+    for cell in cells:
+        if cell["cell_type"] != "code":
+            continue
+        meta = cell["metadata"].get("nbgrader", {})
+        source = "".join(cell["source"])
+        if meta.get("solution") and not meta.get("grade"):
+            names = _defs(source)
+        yield meta, source, names, bool(meta.get("grade") and not meta.get("solution"))
+
+
 def audit(lab: str, modes=("after", "before"), guard: bool = False) -> dict:
     notebook = json.loads((ROOT / "solutions" / lab / f"{lab}.ipynb").read_text())
     kernel = Kernel()
@@ -275,15 +289,8 @@ def audit(lab: str, modes=("after", "before"), guard: bool = False) -> dict:
                 "from course_utils.tooling import call_guard\ncall_guard.install()"
             )
             assert ok, err
-        names: list[str] = []
-        for cell in notebook["cells"]:
-            if cell["cell_type"] != "code":
-                continue
-            meta = cell["metadata"].get("nbgrader", {})
-            source = "".join(cell["source"])
-            if meta.get("solution") and not meta.get("grade"):
-                names = _defs(source)
-            if meta.get("grade") and not meta.get("solution"):
+        for meta, source, names, is_test in _code_cells(notebook["cells"]):
+            if is_test:
                 if guard:
                     source = rewrite_calls(source)
                 entry = {"test": meta["grade_id"], "functions": names}
@@ -340,15 +347,8 @@ def vandal_audit(lab: str, notebook: Path | None = None, per_call: int = 0) -> l
     try:
         ok, err = kernel.run(KERNEL_HELPERS)
         assert ok, err
-        names: list[str] = []
-        for cell in cells:
-            if cell["cell_type"] != "code":
-                continue
-            meta = cell["metadata"].get("nbgrader", {})
-            source = "".join(cell["source"])
-            if meta.get("solution") and not meta.get("grade"):
-                names = _defs(source)
-            if not (meta.get("grade") and not meta.get("solution")):
+        for meta, source, names, is_test in _code_cells(cells):
+            if not is_test:
                 ok, err = kernel.run(source)
                 if not ok:
                     raise RuntimeError(f"{lab}: cell {meta.get('grade_id')} failed: {err}")
