@@ -35,12 +35,18 @@ def execute_seconds(lab: str) -> float:
     import nbformat
     from nbclient import NotebookClient
 
+    from course_utils.tooling.steady_kernel import SteadyKernelManager
+
     path = ROOT / "solutions" / lab / f"{lab}.ipynb"
     nb = nbformat.read(path, as_version=4)
     os.environ["COURSE_PROFILE"] = "cpu"
     start = time.perf_counter()
     NotebookClient(
-        nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+        nb,
+        timeout=900,
+        kernel_name="python3",
+        kernel_manager_class=SteadyKernelManager,
+        resources={"metadata": {"path": str(path.parent)}},
     ).execute()
     return time.perf_counter() - start
 

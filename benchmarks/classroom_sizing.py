@@ -30,9 +30,11 @@ SERVER_MIB = 160  # RSS of a jupyterhub-singleuser server, seen while tests/clas
 RUN = """
 import sys, nbformat
 from nbclient import NotebookClient
+from course_utils.tooling.steady_kernel import SteadyKernelManager
 nb = nbformat.read(sys.argv[1], as_version=4)
 where = {"metadata": {"path": sys.argv[2]}}
-NotebookClient(nb, timeout=1800, kernel_name="python3", resources=where).execute()
+NotebookClient(nb, timeout=1800, kernel_name="python3", resources=where,
+               kernel_manager_class=SteadyKernelManager).execute()
 """
 
 

@@ -133,6 +133,8 @@ def run_lab(
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
+    from course_utils.tooling.steady_kernel import SteadyKernelManager
+
     folder = ROOT / "solutions" / lab
     nb = nbformat.read(folder / f"{lab}.ipynb", as_version=4)
     first = 0
@@ -149,6 +151,7 @@ def run_lab(
             nb,
             timeout=int(cell_timeout or CELL_TIMEOUT_S),
             kernel_name="python3",
+            kernel_manager_class=SteadyKernelManager,
             resources={"metadata": {"path": str(folder)}},
         )
         client.execute()

@@ -13,7 +13,9 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 from course_utils import config
@@ -28,6 +30,50 @@ def solution_path(lab: str) -> Path:
 
 def student_path(lab: str) -> Path:
     return ROOT / "notebooks" / lab / f"{lab}.ipynb"
+
+
+def _execute_in_smoke(path: Path):
+    """``path`` run top to bottom in a fresh kernel in the smoke profile, offline; errors are
+    kept as outputs (an untouched notebook fails in its exercises) and so is widget state."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    from course_utils.tooling.steady_kernel import SteadyKernelManager
+
+    env = {
+        **os.environ,
+        "COURSE_PROFILE": "smoke",
+        "COURSE_OFFLINE": "1",
+        "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE"),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
+    client = NotebookClient(
+        nbformat.read(path, as_version=4),
+        timeout=300,
+        kernel_name="python3",
+        allow_errors=True,
+        store_widget_state=True,
+        kernel_manager_class=SteadyKernelManager,
+        resources={"metadata": {"path": str(path.parent)}},
+    )
+    return client.execute(env=env)
+
+
+@cache
+def executed_in_smoke() -> dict:
+    """Every lab's student and solution notebook, executed once per session by
+    :func:`_execute_in_smoke`, several at a time: ``{(lab, "student" | "solution"): nb}``.
+    The learner-experience and widget tests read the same runs."""
+    from course_utils.profiles import usable_cpus
+
+    jobs = {}
+    for lab in LABS:
+        if solution_path(lab).is_file():
+            jobs[(lab, "student")] = student_path(lab)
+            jobs[(lab, "solution")] = solution_path(lab)
+    with ThreadPoolExecutor(max_workers=max(1, min(4, usable_cpus()))) as pool:
+        futures = {key: pool.submit(_execute_in_smoke, path) for key, path in jobs.items()}
+        return {key: future.result() for key, future in futures.items()}
 
 
 def load(path: Path) -> dict:

@@ -298,9 +298,9 @@ def kernel_memory_limit() -> int | None:
 def _limited_manager(
     profile: str, workspace: Workspace | None = None, environment: dict[str, str] | None = None
 ):
-    from jupyter_client.manager import AsyncKernelManager
+    from .steady_kernel import SteadyKernelManager
 
-    class LimitedKernelManager(_LimitsMixin, AsyncKernelManager):
+    class LimitedKernelManager(_LimitsMixin, SteadyKernelManager):
         course_profile = profile
         course_workspace = workspace
         course_environment = dict(environment or {})

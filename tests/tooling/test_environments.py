@@ -22,6 +22,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import helpers
 import nbformat
 import pytest
 import yaml
@@ -773,27 +774,12 @@ CORE_WIDGET_MODULES = {
 }
 
 
-def execute_in_smoke_profile(nb, folder: Path, monkeypatch):
-    """Run ``nb`` headlessly with nbclient in the smoke profile; widget state is kept."""
-    from nbclient import NotebookClient
-
-    monkeypatch.setenv("COURSE_PROFILE", "smoke")
-    monkeypatch.setenv("COURSE_OFFLINE", "1")
-    monkeypatch.setenv(
-        "PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    )
-    client = NotebookClient(
-        nb, timeout=300, kernel_name="python3", store_widget_state=True,
-        resources={"metadata": {"path": str(folder)}},
-    )  # fmt: skip
-    client.execute()
-    return nb
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("lab", LABS)
-def test_widgets_use_the_ipywidgets8_protocol_colab_renders(lab, tmp_path, monkeypatch):
-    nb = execute_in_smoke_profile(read_notebook(lab, "solution"), tmp_path, monkeypatch)
+def test_widgets_use_the_ipywidgets8_protocol_colab_renders(lab):
+    # The solution notebook run in smoke with its widget state kept, shared with
+    # test_learner_experience (which checks that this run has no errors).
+    nb = helpers.executed_in_smoke()[(lab, "solution")]
     views, problems = [], []
     for index, cell in enumerate(nb.cells):
         for output in cell.get("outputs", []):

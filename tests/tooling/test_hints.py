@@ -44,6 +44,8 @@ def _text(cell) -> str:
 def run():
     from nbclient import NotebookClient
 
+    from course_utils.tooling.steady_kernel import SteadyKernelManager
+
     student = helpers.load(helpers.student_path(LAB))
     solution = helpers.load(helpers.solution_path(LAB))
     test = _cell(student, "test_bigram_counts")
@@ -70,7 +72,13 @@ def run():
     ]
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(s) for s in sources]
-    client = NotebookClient(nb, timeout=60, kernel_name="python3", allow_errors=True)
+    client = NotebookClient(
+        nb,
+        timeout=60,
+        kernel_name="python3",
+        allow_errors=True,
+        kernel_manager_class=SteadyKernelManager,
+    )
     return client.execute().cells
 
 

@@ -12,23 +12,19 @@ covered as soon as it is built and released:
 - the solution notebook, run in ``smoke``, has no errors, no stray values at the ends of cells
   (``True``, ``Text(0, 0.5, ...)``) and no progress bar whose saved text stopped at ``0/N``.
 
-The notebooks run once per session, several at a time, in fresh kernels.
+The notebooks run once per session, several at a time, in fresh kernels
+(``helpers.executed_in_smoke``, shared with tests/tooling/test_environments.py's widget test).
 """
 
 from __future__ import annotations
 
-import copy
-import os
 import re
-from concurrent.futures import ThreadPoolExecutor
-from functools import cache
 
 import helpers
 import nbformat
 import pytest
 
 from course_utils.exercises import placeholder
-from course_utils.profiles import usable_cpus
 from course_utils.tooling.authoring import begin_test_line
 
 LABS = [lab for lab in helpers.LABS if helpers.solution_path(lab).is_file()]
@@ -58,37 +54,10 @@ def _text(output) -> str:
     return str(output.get("data", {}).get("text/plain", ""))
 
 
-def _execute(path) -> nbformat.NotebookNode:
-    from nbclient import NotebookClient
-
-    nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(
-        copy.deepcopy(nb),
-        timeout=120,
-        kernel_name="python3",
-        allow_errors=True,
-        resources={"metadata": {"path": str(path.parent)}},
-    )
-    return client.execute()
-
-
-@cache
 def executed() -> dict[tuple[str, str], nbformat.NotebookNode]:
-    """Every lab's student and solution notebook, executed in smoke (once per session)."""
-    os.environ.update(
-        COURSE_PROFILE="smoke",
-        OMP_WAIT_POLICY=os.environ.get("OMP_WAIT_POLICY", "PASSIVE"),
-        PYTHONPATH=os.pathsep.join(
-            p for p in (str(helpers.ROOT), os.environ.get("PYTHONPATH", "")) if p
-        ),
-    )
-    jobs = {}
-    for lab in LABS:
-        jobs[(lab, "student")] = helpers.student_path(lab)
-        jobs[(lab, "solution")] = helpers.solution_path(lab)
-    with ThreadPoolExecutor(max_workers=max(1, min(4, usable_cpus()))) as pool:
-        futures = {key: pool.submit(_execute, path) for key, path in jobs.items()}
-        return {key: future.result() for key, future in futures.items()}
+    """Every lab's student and solution notebook, executed in smoke (once per session, shared
+    with the widget test: helpers.executed_in_smoke)."""
+    return helpers.executed_in_smoke()
 
 
 @pytest.mark.parametrize("lab", LABS)
