@@ -25,6 +25,10 @@ classroom server, more threads than CPUs make every step slower, not faster.
 a profile's sizes without its run time: ``settings()`` caps each setting whose name ends in
 ``steps`` (an int, or the i-th number of a list or tuple at ``(i + 1) * N``, so that a sweep
 keeps distinct, rising lengths) and :func:`course_utils.training.train` caps its ``steps``.
+Evaluation loops shrink with them: a setting ending in ``batches`` is capped at ``N`` too, one
+ending in ``repeats`` (a timing's) at 1, and one ending in ``seeds`` keeps its first two seeds
+(a standard error needs two). Models, data
+and contexts keep their sizes: those are what the check is for.
 The suite runs every lab's ``gpu`` profile on the CPU this way (its models and data at their
 real sizes, two optimisation steps per loop); ``benchmarks/gpu_check.py --dry`` does the same.
 """
@@ -100,9 +104,20 @@ def max_steps() -> int | None:
 
 
 def cap_steps(key: str, value: Any, cap: int) -> Any:
-    """``value`` capped at ``cap`` when ``key`` names a number of steps (see the module's doc):
-    an int at ``cap``; the i-th int of a list or tuple at ``(i + 1) * cap``."""
-    if not key.endswith("steps") or isinstance(value, bool):
+    """``value`` capped for a check run (see the module's doc) when ``key`` names a loop:
+    a number of steps (``...steps``) at ``cap``, the i-th of a list or tuple of them at
+    ``(i + 1) * cap``; a number of evaluation batches (``...batches``) at ``cap``; a timing's
+    repeats (``...repeats``) at one; a list of seeds (``...seeds``) at its first two, which the
+    statistics code still needs."""
+    if isinstance(value, bool):
+        return value
+    if key.endswith("seeds") and isinstance(value, (list, tuple)):
+        return value[:2]
+    if key.endswith("batches") and isinstance(value, int):
+        return min(value, cap)
+    if key.endswith("repeats") and isinstance(value, int):
+        return min(value, 1)
+    if not key.endswith("steps"):
         return value
     if isinstance(value, int):
         return min(value, cap)

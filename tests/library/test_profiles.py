@@ -165,16 +165,30 @@ def test_pick_device_without_an_mps_backend(monkeypatch):
             course_utils.pick_device("mps")
 
 
-def test_max_steps_caps_step_settings_only(monkeypatch, capsys):
+def test_max_steps_caps_loops_not_sizes(monkeypatch, capsys):
     monkeypatch.setenv("COURSE_PROFILE", "gpu")
     monkeypatch.delenv("COURSE_MAX_STEPS", raising=False)
-    gpu = dict(steps=3000, warmup=200, iso_steps=(300, 1000, 3000), pos_steps=1, sizes=[9, 9])
+    gpu = dict(
+        steps=3000, warmup=200, iso_steps=(300, 1000, 3000), pos_steps=1, sizes=[9, 9],
+        eval_batches=200, seeds=(0, 1, 2), iso_seeds=[5, 6], d_model=512, block_size=1024,
+        timing_repeats=3,
+    )  # fmt: skip
     assert course_utils.settings(cpu={}, gpu=gpu).steps == 3000
     monkeypatch.setenv("COURSE_MAX_STEPS", "2")
     cfg = course_utils.settings(cpu={}, gpu=gpu)
     assert (cfg.steps, cfg.warmup, cfg.iso_steps, cfg.pos_steps) == (2, 200, (2, 4, 6), 1)
-    assert cfg.sizes == [9, 9] and cfg.profile == "gpu"
-    assert "COURSE_MAX_STEPS=2: iso_steps, steps capped" in capsys.readouterr().out
+    assert (cfg.eval_batches, cfg.seeds, cfg.iso_seeds, cfg.timing_repeats) == (
+        2,
+        (0, 1),
+        [5, 6],
+        1,
+    )
+    assert (cfg.sizes, cfg.d_model, cfg.block_size) == ([9, 9], 512, 1024)
+    assert cfg.profile == "gpu"
+    out = capsys.readouterr().out
+    assert (
+        "COURSE_MAX_STEPS=2: eval_batches, iso_steps, seeds, steps, timing_repeats capped" in out
+    ), out
     for bad in ("0", "two", "-1"):
         monkeypatch.setenv("COURSE_MAX_STEPS", bad)
         with pytest.raises(ValueError, match="COURSE_MAX_STEPS"):

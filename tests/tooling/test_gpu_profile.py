@@ -4,7 +4,8 @@ No GPU runs the suite, yet a learner on Colab gets the ``gpu`` profile: bigger m
 contexts, more data. Each lab's solution notebook runs here top to bottom in that profile with
 its models and data at their real ``gpu`` sizes, but with every training loop capped at two
 optimisation steps (``COURSE_MAX_STEPS=2``, honoured by ``course_utils.settings`` and
-``course_utils.training.train``), through ``benchmarks/gpu_check.py --mode dry``. A shape that
+``course_utils.training.train``; evaluation batches, a timing's repeats and seeds beyond two
+shrink with it), through ``benchmarks/gpu_check.py --mode dry``. A shape that
 does not fit, a setting that breaks an assertion, a context longer than a model's positions or
 a size that needs more memory than a laptop has fails here.
 
