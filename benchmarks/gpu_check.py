@@ -17,7 +17,8 @@ Modes:
 - ``dry``: no GPU; CUDA is hidden (``CUDA_VISIBLE_DEVICES=``), the ``gpu`` profile is forced
   and ``COURSE_MAX_STEPS`` (default 2) caps every training loop, and with it the evaluation
   loops (batches, a timing's repeats, seeds beyond two; :mod:`course_utils.profiles`): the
-  models and data at their real ``gpu`` sizes, one or two optimisation steps each. The suite runs this mode (tests/tooling/test_gpu_profile.py).
+  models and data at their real ``gpu`` sizes, one or two optimisation steps each. The suite
+  runs this mode (tests/tooling/test_gpu_profile.py).
 
 For each lab, OUT receives ``<lab>.txt``: every line the notebook printed (the numbers its
 prose relies on are among them), then a last line with its peak memory; and ``summary.json``
