@@ -70,3 +70,37 @@ def test_the_suite_checks_marked_figures_after_a_notebook_runs(tmp_path):
     bad = run("30")
     assert bad.returncode == 1, bad.stdout[-3000:]
     assert "the prose says 30 (marked as measured)" in bad.stdout
+
+
+def test_nbval_runs_the_solutions_in_smoke_unless_a_profile_is_chosen(tmp_path):
+    """The suite's nbval run is the smoke profile's (the cpu profile takes minutes per lab); a
+    profile the run chose wins, and the tests after the notebooks get their environment back."""
+    folder = tmp_path / "solutions"
+    folder.mkdir()
+    shutil.copy(ROOT / "solutions" / "conftest.py", folder)
+    (tmp_path / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
+    (tmp_path / "test_after.py").write_text(
+        "import os\n\n\ndef test_after():\n    print('after:', os.environ.get('COURSE_PROFILE'))\n",
+        encoding="utf-8",
+    )
+
+    def profile_seen(**extra: str) -> str:
+        env = {k: v for k, v in os.environ.items() if k != "COURSE_PROFILE"}
+        env.update(PYTHONPATH=str(ROOT), **extra)
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-s", "--nbval-lax", "-p", "no:randomly",
+             "-p", "no:cacheprovider", "solutions/lab.ipynb", "test_after.py"],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout[-3000:]
+        return done.stdout
+
+    nb_cell = (
+        "import os\nprint(os.environ.get('COURSE_PROFILE'))\n"
+        "assert os.environ.get('COURSE_PROFILE') == os.environ['EXPECTED']"
+    )
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(nb_cell)]
+    nbformat.write(nb, folder / "lab.ipynb")
+    assert "after: None" in profile_seen(EXPECTED="smoke")
+    assert "after: gpu" in profile_seen(EXPECTED="gpu", COURSE_PROFILE="gpu")
