@@ -27,8 +27,8 @@ a profile's sizes without its run time: ``settings()`` caps each setting whose n
 keeps distinct, rising lengths) and :func:`course_utils.training.train` caps its ``steps``.
 Evaluation loops shrink with them: a setting ending in ``batches`` is capped at ``N`` too, one
 ending in ``repeats`` (a timing's) at 1, and one ending in ``seeds`` keeps its first two seeds
-(a standard error needs two). Models, data
-and contexts keep their sizes: those are what the check is for.
+(a standard error needs two). Models, data and contexts keep their sizes: those are what the
+check is for.
 The suite runs every lab's ``gpu`` profile on the CPU this way (its models and data at their
 real sizes, two optimisation steps per loop); ``benchmarks/gpu_check.py --dry`` does the same.
 """

@@ -5,10 +5,11 @@ poll of the shell socket lasting up to the cell's whole timeout, and for the cel
 a poll of IOPub that never times out. ZeroMQ tells the event loop that a message is there
 through an edge-triggered file descriptor, so a wake-up that gets lost leaves the message
 unread until the next one arrives; after a cell's last message none does. The client then
-sits out the timeout while the kernel waits, idle, for the next cell. The suite met this four
-times in two runs (nbclient 0.11, jupyter_client 8.10, pyzmq 27.3; with ipykernel 7.4 and 6.31;
-lab 03's dry run waited 15 minutes of its 30-minute cell timeout, both processes idle in
-``epoll``, after the cell with the explorer's ``Output`` widget had run).
+sits out the timeout while the kernel waits, idle, for the next cell. The suite met this with
+nbclient 0.11, jupyter_client 8.10, pyzmq 27.3 and ipykernel 6.31: lab 03's dry run waited 15
+minutes of its 30-minute cell timeout, both processes idle in ``epoll``, after the cell with
+the explorer's ``Output`` widget had run. (ipykernel 7's own waits, a request left unread in
+the kernel, are not this and no client can end them: the course keeps ipykernel below 7.)
 
 Here every wait is a series of polls of at most :data:`SLICE_S`: each poll asks the socket
 itself whether a message is queued when it starts and when it ends, so a lost wake-up costs at
