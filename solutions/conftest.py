@@ -17,6 +17,7 @@ import pytest
 from course_utils.profiles import ENV_VAR
 
 _outputs: dict[str, list[str]] = {}  # notebook path -> the text its cells printed
+_last: dict[str, str] = {}  # notebook path -> node id of its last cell item
 _profile_set_here: list[bool] = []  # True while COURSE_PROFILE=smoke is ours, not the user's
 
 
@@ -37,9 +38,6 @@ def pytest_runtest_teardown(item, nextitem):
     if _profile_set_here and (nextitem is None or not _is_notebook_cell(nextitem)):
         os.environ.pop(ENV_VAR, None)  # the tests that follow get the environment they had
         _profile_set_here.clear()
-
-
-_last: dict[str, str] = {}  # notebook path -> node id of its last cell item
 
 
 def pytest_collection_modifyitems(items):

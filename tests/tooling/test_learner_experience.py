@@ -21,7 +21,6 @@ from __future__ import annotations
 import re
 
 import helpers
-import nbformat
 import pytest
 
 from course_utils.exercises import placeholder
@@ -54,12 +53,6 @@ def _text(output) -> str:
     return str(output.get("data", {}).get("text/plain", ""))
 
 
-def executed() -> dict[tuple[str, str], nbformat.NotebookNode]:
-    """Every lab's student and solution notebook, executed in smoke (once per session, shared
-    with the widget test: helpers.executed_in_smoke)."""
-    return helpers.executed_in_smoke()
-
-
 @pytest.mark.parametrize("lab", LABS)
 def test_exercises_raise_their_named_placeholder(lab):
     nb = helpers.load(helpers.student_path(lab))
@@ -88,7 +81,7 @@ def test_test_cells_start_with_their_hint(lab):
 
 @pytest.mark.parametrize("lab", LABS)
 def test_untouched_notebook_fails_only_where_there_is_work(lab):
-    nb = executed()[(lab, "student")]
+    nb = helpers.executed_in_smoke()[(lab, "student")]
     for index, cell in enumerate(nb.cells):
         errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
         kind = _kind(cell)
@@ -106,7 +99,7 @@ def test_untouched_notebook_fails_only_where_there_is_work(lab):
 
 @pytest.mark.parametrize("lab", LABS)
 def test_solution_has_no_stray_outputs(lab):
-    nb = executed()[(lab, "solution")]
+    nb = helpers.executed_in_smoke()[(lab, "solution")]
     for index, cell in enumerate(nb.cells):
         for output in cell.get("outputs", []):
             first = cell.source.splitlines()[0][:60] if cell.source else ""
