@@ -78,22 +78,13 @@ def submitted_students(root: Path, lab: str) -> list[str]:
 def submission_problem(root: Path, lab: str, student: str) -> str:
     """'' when nbgrader can read every notebook of this submission, else one line saying
     which file and cell cannot be (nbgrader itself would stop on it with its traceback)."""
-    import json
-
-    from .nbgrader_steps import check_sources
+    from .nbgrader_steps import notebook_problem
 
     folder = Path(root) / "submitted" / student / lab
     for path in sorted(folder.glob("*.ipynb")):
-        name = f"{lab}/{path.name}"
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError) as error:
-            return f"{name} is not a readable notebook ({type(error).__name__})"
-        if not isinstance(data, dict) or not isinstance(data.get("cells", []), list):
-            return f"{name} is not a notebook (no list of cells)"
-        problem = check_sources(data)
+        problem = notebook_problem(path, f"{lab}/{path.name}")
         if problem:
-            return f"{name}: {problem}"
+            return problem
     return ""
 
 

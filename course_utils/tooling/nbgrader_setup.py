@@ -111,6 +111,10 @@ def configure(c, *, profile: str | None = None, safeguard: bool = True, scan: bo
     scan = [ScanSubmission] if safeguard else []
     verdicts = [ApplyVerdicts] if safeguard else []
     record = [RecordVerdicts] if safeguard else []
+    # A submitted file nbgrader cannot read is one line for that student, not a traceback.
+    from .nbgrader_steps import CheckedNotebookExporter
+
+    c.Autograde.exporter_class = CheckedNotebookExporter
     c.Autograde.sanitize_preprocessors = [
         ClearOutput,
         RepairMetadata,

@@ -14,6 +14,10 @@ Nothing here imports ``release``, ``grading`` or ``course_dir``.
   "Attribute 'checksum' ... has changed" for every untouched test cell with hidden tests
   (the release removed them; restoring them is the point). An edited locked cell is still
   reported, in one line.
+- :class:`CheckedNotebookExporter` (``c.Autograde.exporter_class``): reads each submitted
+  notebook's JSON before nbformat does, so that a file nbgrader cannot read (a cell whose
+  source is not text, broken JSON) is one line for that student instead of nbformat's
+  validation error and nbgrader's traceback; the other students are graded as usual.
 - :func:`alembic_head`: the gradebook schema's version, read in this process (nbgrader runs
   the ``alembic`` command for it each time it creates a gradebook: 3-4 CPU seconds, the
   largest single cost of ``grade``, which creates one per notebook).
@@ -23,8 +27,11 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
+import sys
 from pathlib import Path
 
+from nbconvert.exporters import NotebookExporter
 from nbgrader.preprocessors import NbGraderPreprocessor, OverwriteCells
 
 from ..exercises import placeholder
@@ -102,6 +109,88 @@ def check_sources(data: dict) -> str:
                 "the file was edited outside JupyterLab: restore that cell"
             )
     return ""
+
+
+def notebook_problem(path: Path, name: str) -> str:
+    """'' when nbgrader can read the notebook at ``path``, else one line, starting with
+    ``name``, saying what is wrong with it. Reads the file only."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        return f"{name} is not a readable notebook ({type(error).__name__})"
+    if not isinstance(data, dict) or not isinstance(data.get("cells", []), list):
+        return f"{name} is not a notebook (no list of cells)"
+    problem = check_sources(data)
+    return f"{name}: {problem}" if problem else ""
+
+
+class SubmissionProblem(Exception):
+    """A submitted notebook nbgrader cannot read; the message is the whole story (one line)."""
+
+
+class _OneLineForSubmissionProblems(logging.Filter):
+    """nbgrader logs any error while converting a student's notebook as "There was an error
+    processing assignment: <folder>" followed by the whole traceback (``convert_notebooks`` in
+    nbgrader/converters/base.py; nbgrader has no setting for it). While nbgrader handles a
+    :class:`SubmissionProblem` (a learner's file, not a fault of the grader), the problem's
+    line replaces the traceback and the folder line goes: the line names the file. nbgrader's
+    closing "Please see the the above traceback" then points at those lines when no other
+    error printed a traceback. Every other record, and every other error's traceback, passes
+    unchanged."""
+
+    _TRACEBACK = "Traceback (most recent call last)"
+    _SEE_ABOVE = "Please see the the above traceback"
+
+    def __init__(self):
+        super().__init__()
+        self.problems = self.tracebacks = 0  # since nbgrader's last closing line
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not isinstance(record.msg, str):
+            return True
+        error = sys.exc_info()[1]
+        if not isinstance(error, SubmissionProblem):
+            if record.msg.startswith(self._SEE_ABOVE):
+                if self.problems and not self.tracebacks:
+                    record.msg = "The lines above say what is wrong with each of these files."
+                    record.args = ()
+                self.problems = self.tracebacks = 0
+            elif record.msg.startswith(self._TRACEBACK):
+                self.tracebacks += 1
+            return True
+        if record.msg.startswith(self._TRACEBACK):
+            self.problems += 1
+            record.msg, record.args = str(error), ()
+            return True
+        return not record.msg.startswith("There was an error processing assignment:")
+
+
+_ONE_LINE = _OneLineForSubmissionProblems()
+
+
+class CheckedNotebookExporter(NotebookExporter):
+    """The exporter of ``nbgrader autograde`` (``c.Autograde.exporter_class``, a setting
+    nbgrader offers): the notebook exporter, but it first checks that the submitted file is a
+    notebook nbformat can read (:func:`notebook_problem`). nbformat would log "Notebook JSON
+    is invalid", nbconvert then raise a NotebookValidationError after nbgrader's first
+    preprocessor, before any of the course's preprocessors run; this raises
+    :class:`SubmissionProblem` with one line instead. nbgrader then, as for any error, skips
+    that student (no autograded copy, exit status 1) and grades the others; the submitted file
+    is only read. (nbformat 3 notebooks have no cell list; nbformat converts them as before.)"""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        logger = getattr(self.log, "logger", self.log)  # a LoggerAdapter wraps a Logger
+        logger.addFilter(_ONE_LINE)  # once: addFilter skips a filter already there
+
+    def from_filename(self, filename, resources=None, **kw):
+        info = (resources or {}).get("nbgrader", {})
+        parts = [info.get("student"), info.get("assignment")]
+        name = "/".join([p for p in parts if p] + [Path(filename).name])
+        problem = notebook_problem(Path(filename), name)
+        if problem:
+            raise SubmissionProblem(problem)
+        return super().from_filename(filename, resources, **kw)
 
 
 def repair(data: dict, released: dict) -> list[str]:

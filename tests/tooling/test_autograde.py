@@ -146,8 +146,8 @@ def test_bad_requests_are_one_line(course, tmp_path):
 
 
 def test_a_submission_whose_cell_source_is_not_text_is_one_line(course):
-    """Issue 21: nbgrader stops on such a notebook with its own traceback; our autograde says
-    one line for that student, leaves the file alone and grades the others."""
+    """Issue 21: nbgrader cannot read such a notebook; our autograde does not hand it over,
+    says one line for that student, leaves the file alone and grades the others."""
     root = _fresh(course, "not-text")
     nb = load(student_path(LAB))
     cell = next(c for c in nb["cells"] if c["metadata"].get("nbgrader", {}).get("solution"))
@@ -170,3 +170,50 @@ def test_a_submission_whose_cell_source_is_not_text_is_one_line(course):
     assert re.search(r"ada: (\d+(\.\d+)?)/\1 ", out), out  # the others are graded
     assert "1 of 3 graded" in out
     assert bad.read_bytes() == before
+
+
+def test_plain_nbgrader_autograde_says_one_line_for_a_cell_that_is_not_text(course):
+    """Issue 21: plain ``nbgrader autograde`` (the course's nbgrader_config.py) stopped on a
+    cell whose source is not text with nbformat's validation error and nbgrader's traceback.
+    Now that student is one line naming the file and the cell, the file is left as it was,
+    and the others are graded: an honest correct student, and one whose exercise was renamed
+    (repaired, graded, one line)."""
+    root = _fresh(course, "plain-not-text")
+    for student in ("bob", "cy"):
+        shutil.rmtree(root / "submitted" / student)
+    nb = load(student_path(LAB))
+    cell = next(c for c in nb["cells"] if c["metadata"].get("nbgrader", {}).get("solution"))
+    cell["source"] = 5
+    bad = save(nb, root / "submitted" / "dee" / LAB / f"{LAB}.ipynb")
+    before = bad.read_bytes()
+    renamed = load(solution_path(LAB))
+    for cell in renamed["cells"]:
+        if cell["metadata"].get("nbgrader", {}).get("grade_id") == "bigram_counts":
+            cell["metadata"]["nbgrader"]["grade_id"] = "my_bigrams"
+    save(renamed, root / "submitted" / "ren" / LAB / f"{LAB}.ipynb")
+    done = subprocess.run(
+        [sys.executable, "-m", "nbgrader", "autograde", LAB, "--force"],
+        cwd=root, env={**os.environ, **_env(root)}, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    log = done.stdout + done.stderr
+    assert done.returncode == 1, log  # nbgrader's status when a student could not be graded
+    assert "Traceback" not in log and "NotebookValidationError" not in log, log
+    assert "Notebook JSON is invalid" not in log, log
+    (line,) = [line for line in log.splitlines() if "source is not text" in line]
+    assert f"dee/{LAB}/{LAB}.ipynb: cell " in line and "(it is int)" in line, line
+    assert "restore that cell" in line
+    assert "There was an error processing assignment '00_start_here' for student 'dee'" in log
+    assert "above traceback" not in log, log
+    (line,) = [line for line in log.splitlines() if "grade id changed" in line]
+    assert "from 'bigram_counts' to 'my_bigrams'" in line, line
+    assert bad.read_bytes() == before
+    assert not (root / "autograded" / "dee" / LAB / f"{LAB}.ipynb").exists()
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
+        scores = {
+            student: (sub.code_score, sub.max_code_score)
+            for student in ("ada", "ren")
+            for sub in [gb.find_submission_notebook(LAB, LAB, student)]
+        }
+    assert scores["ada"] == scores["ren"] == (3, 3), scores

@@ -207,3 +207,57 @@ def test_a_cell_whose_source_is_not_text(tmp_path):
     result = run_cli("grade", str(path))
     _one_line_exit_2(result, "source is not text")
     assert path.read_bytes() == before
+
+
+def test_nbgraders_exporter_says_one_line_and_keeps_other_tracebacks(tmp_path):
+    """Issue 21: what ``nbgrader autograde`` logs around the course's exporter (see
+    test_autograde.py for the real run): a submission whose cell source is not text is one
+    line in place of nbgrader's traceback; any other error keeps its traceback."""
+    import logging
+    import traceback
+
+    from traitlets.config import LoggingConfigurable
+
+    from course_utils.tooling.nbgrader_steps import CheckedNotebookExporter, SubmissionProblem
+
+    log = logging.getLogger("test_bad_input.nbgrader")
+    log.propagate = False
+    lines: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(record.getMessage())
+    log.addHandler(handler)
+    exporter = CheckedNotebookExporter(parent=LoggingConfigurable(log=log))
+    nb = load(student_path(LAB))
+    nb["cells"][2]["source"] = {"not": "text"}
+    path = save(nb, tmp_path / "submitted" / "dee" / LAB / f"{LAB}.ipynb")
+    before = path.read_bytes()
+    resources = {"nbgrader": {"student": "dee", "assignment": LAB, "notebook": LAB}}
+
+    def convert(step):  # what nbgrader's convert_notebooks does around each student
+        try:
+            step()
+        except Exception:  # noqa: BLE001
+            log.error("There was an error processing assignment: %s", "submitted/dee")
+            log.error(traceback.format_exc())
+        log.error("Please see the the above traceback for details on the specific errors")
+
+    convert(lambda: exporter.from_filename(str(path), resources=resources))
+    assert lines == [
+        f"dee/{LAB}/{LAB}.ipynb: cell 3's source is not text (it is dict); the file was "
+        "edited outside JupyterLab: restore that cell",
+        "The lines above say what is wrong with each of these files.",
+    ]
+    assert path.read_bytes() == before
+    with pytest.raises(SubmissionProblem):
+        exporter.from_filename(str(path), resources=resources)
+    lines.clear()
+
+    def fails():
+        raise RuntimeError("a fault of the grader")
+
+    convert(fails)
+    assert lines[0] == "There was an error processing assignment: submitted/dee"
+    assert lines[1].startswith("Traceback") and "RuntimeError: a fault of the grader" in lines[1]
+    assert lines[2].startswith("Please see the the above traceback")
+    output, _ = exporter.from_filename(str(student_path(LAB)), resources=resources)
+    assert json.loads(output)["cells"]  # a readable notebook converts as before
