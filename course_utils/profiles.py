@@ -68,6 +68,11 @@ def settings(**by_profile: dict[str, Any]) -> SimpleNamespace:
 
     Pass one dict per profile (``smoke=``, ``cpu=``, ``gpu=``). ``cpu`` is required; a
     missing ``gpu`` falls back to ``cpu`` and a missing ``smoke`` too.
+
+    A profile may say ``threads=N``: PyTorch uses at most N threads in it (unless
+    ``$COURSE_THREADS`` or ``$OMP_NUM_THREADS`` says otherwise). Models of a few thousand
+    parameters lose to the thread pool's overhead: lab 07's ``cpu`` profile took 852 s with
+    2 threads and 415 s with one on a quiet 2-core machine.
     """
     unknown = set(by_profile) - set(PROFILES)
     if unknown:
@@ -85,7 +90,11 @@ def settings(**by_profile: dict[str, Any]) -> SimpleNamespace:
         if changed:
             print(f"({MAX_STEPS_VAR}={cap}: {', '.join(changed)} capped; a check, not a real run)")
         chosen = capped
-    apply_threads()
+    chosen = dict(chosen)
+    limit = chosen.pop("threads", None)
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
+        raise ValueError(f"settings(): threads={limit!r}; expected a whole number >= 1")
+    apply_threads(limit)
     return SimpleNamespace(profile=profile, **chosen)
 
 
@@ -208,11 +217,15 @@ def thread_count() -> int:
     return max(1, min(usable_cpus(), _torch_default[0]))
 
 
-def apply_threads() -> int:
-    """Set ``torch.set_num_threads(thread_count())`` (when it differs); return the count."""
+def apply_threads(limit: int | None = None) -> int:
+    """Set ``torch.set_num_threads(thread_count())`` (when it differs); return the count.
+    ``limit`` caps the count unless ``$COURSE_THREADS`` or ``$OMP_NUM_THREADS`` chose it."""
     import torch
 
     wanted = thread_count()
+    chosen = any(os.environ.get(var, "").strip() for var in (THREADS_VAR, "OMP_NUM_THREADS"))
+    if limit is not None and not chosen:
+        wanted = min(wanted, limit)
     if torch.get_num_threads() != wanted:
         torch.set_num_threads(wanted)
     return wanted

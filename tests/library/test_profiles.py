@@ -127,6 +127,31 @@ def test_course_threads_overrides_and_setup_calls_apply_it(monkeypatch):
         torch.set_num_threads(before)
 
 
+def test_a_profile_caps_threads_unless_the_learner_chose(monkeypatch):
+    import torch
+
+    from course_utils import profiles
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.delenv("COURSE_THREADS", raising=False)
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+        monkeypatch.setenv("COURSE_PROFILE", "cpu")
+        monkeypatch.setattr(profiles, "usable_cpus", lambda: 2)
+        monkeypatch.setattr(profiles, "_torch_default", [2])
+        cfg = profiles.settings(cpu=dict(steps=1, threads=1), gpu=dict(steps=2))
+        assert torch.get_num_threads() == 1 and not hasattr(cfg, "threads")
+        profiles.settings(cpu=dict(steps=1))
+        assert torch.get_num_threads() == 2
+        monkeypatch.setenv("COURSE_THREADS", "2")  # the learner's choice wins
+        profiles.settings(cpu=dict(steps=1, threads=1))
+        assert torch.get_num_threads() == 2
+        with pytest.raises(ValueError, match="threads=0; expected a whole number"):
+            profiles.settings(cpu=dict(threads=0))
+    finally:
+        torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize(
     "cuda, mps, expected",
     [(True, True, "cuda"), (True, False, "cuda"), (False, True, "mps"), (False, False, "cpu")],
