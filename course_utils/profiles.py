@@ -94,7 +94,8 @@ def settings(**by_profile: dict[str, Any]) -> SimpleNamespace:
     limit = chosen.pop("threads", None)
     if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
         raise ValueError(f"settings(): threads={limit!r}; expected a whole number >= 1")
-    apply_threads(limit)
+    _threads_limit[:] = [] if limit is None else [limit]  # seed_everything() keeps it
+    apply_threads()
     return SimpleNamespace(profile=profile, **chosen)
 
 
@@ -191,6 +192,7 @@ def usable_cpus(root: Path = CGROUP) -> int:
 
 
 _torch_default: list[int] = []  # PyTorch's own choice (physical cores), before we change it
+_threads_limit: list[int] = []  # the cap of the last settings() call's profile (threads=N)
 
 
 def thread_count() -> int:
@@ -217,15 +219,16 @@ def thread_count() -> int:
     return max(1, min(usable_cpus(), _torch_default[0]))
 
 
-def apply_threads(limit: int | None = None) -> int:
+def apply_threads() -> int:
     """Set ``torch.set_num_threads(thread_count())`` (when it differs); return the count.
-    ``limit`` caps the count unless ``$COURSE_THREADS`` or ``$OMP_NUM_THREADS`` chose it."""
+    The profile's ``threads=N`` (see :func:`settings`) caps the count unless
+    ``$COURSE_THREADS`` or ``$OMP_NUM_THREADS`` chose it."""
     import torch
 
     wanted = thread_count()
     chosen = any(os.environ.get(var, "").strip() for var in (THREADS_VAR, "OMP_NUM_THREADS"))
-    if limit is not None and not chosen:
-        wanted = min(wanted, limit)
+    if _threads_limit and not chosen:
+        wanted = min(wanted, _threads_limit[0])
     if torch.get_num_threads() != wanted:
         torch.set_num_threads(wanted)
     return wanted

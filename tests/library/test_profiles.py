@@ -141,6 +141,8 @@ def test_a_profile_caps_threads_unless_the_learner_chose(monkeypatch):
         monkeypatch.setattr(profiles, "_torch_default", [2])
         cfg = profiles.settings(cpu=dict(steps=1, threads=1), gpu=dict(steps=2))
         assert torch.get_num_threads() == 1 and not hasattr(cfg, "threads")
+        profiles.seed_everything(1)  # as train(seed=...) does: the profile's cap stays
+        assert torch.get_num_threads() == 1
         profiles.settings(cpu=dict(steps=1))
         assert torch.get_num_threads() == 2
         monkeypatch.setenv("COURSE_THREADS", "2")  # the learner's choice wins
@@ -149,6 +151,7 @@ def test_a_profile_caps_threads_unless_the_learner_chose(monkeypatch):
         with pytest.raises(ValueError, match="threads=0; expected a whole number"):
             profiles.settings(cpu=dict(threads=0))
     finally:
+        profiles._threads_limit.clear()
         torch.set_num_threads(before)
 
 
