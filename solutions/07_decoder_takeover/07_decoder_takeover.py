@@ -1086,9 +1086,9 @@ if course_utils.ready("format_prompt", "parse_answer"):
 # label ask a plainer question: did each decoder learn the task at all, or does it do no
 # better than always answering the commoner label? They count it **seed by seed**,
 # because a small decoder learns sentiment suddenly, if at all: its accuracy sits at the
-# commoner label's for many steps, then climbs within a few hundred (a plateau, then an
-# escape), and when the escape comes depends on the seed. So at a budget near that point
-# one seed may end at 95% and another at 50%, and a mean "± s.e." over the two averages a
+# commoner label's for many steps, then climbs quickly (a plateau, then an escape), and
+# when the escape comes depends on the seed. So at a budget near that point one seed may
+# end near the encoder and another at the floor, and a mean "± s.e." over the two averages a
 # success and a failure: it describes neither run, and a verdict of "ties" drawn from it
 # means "too uncertain to say". Read the per-seed values first. A control at the floor
 # while the mixture decoder learned is worth a thought: the mixture decoder took more
