@@ -197,8 +197,8 @@ _threads_limit: list[int] = []  # the cap of the last settings() call's profile 
 
 def thread_count() -> int:
     """Threads for PyTorch: ``$COURSE_THREADS``; else ``$OMP_NUM_THREADS`` when set; else
-    the usable CPUs (:func:`usable_cpus`), and never more than PyTorch's own default (its
-    count of physical cores)."""
+    the usable CPUs (:func:`usable_cpus`), never more than PyTorch's own default (its count
+    of physical cores) nor than the current profile's ``threads=N`` (see :func:`settings`)."""
     for var in (THREADS_VAR, "OMP_NUM_THREADS"):
         configured = os.environ.get(var, "").strip()
         if not configured:
@@ -216,19 +216,14 @@ def thread_count() -> int:
 
     if not _torch_default:
         _torch_default.append(torch.get_num_threads())
-    return max(1, min(usable_cpus(), _torch_default[0]))
+    return max(1, min(usable_cpus(), _torch_default[0], *_threads_limit))
 
 
 def apply_threads() -> int:
-    """Set ``torch.set_num_threads(thread_count())`` (when it differs); return the count.
-    The profile's ``threads=N`` (see :func:`settings`) caps the count unless
-    ``$COURSE_THREADS`` or ``$OMP_NUM_THREADS`` chose it."""
+    """Set ``torch.set_num_threads(thread_count())`` (when it differs); return the count."""
     import torch
 
     wanted = thread_count()
-    chosen = any(os.environ.get(var, "").strip() for var in (THREADS_VAR, "OMP_NUM_THREADS"))
-    if _threads_limit and not chosen:
-        wanted = min(wanted, _threads_limit[0])
     if torch.get_num_threads() != wanted:
         torch.set_num_threads(wanted)
     return wanted
