@@ -156,9 +156,14 @@ class Worker:
             for line in self.process.stdout:
                 if line.startswith(MARK):
                     answer = json.loads(line[len(MARK) :])
+                    seconds = time.monotonic() - start
+                    if answer.get("problem"):  # one line; nbgrader would print a traceback
+                        return StudentRun(student, 2, seconds, answer["problem"])
                     output = (answer["log"] + "\n" + answer["error"]).strip()
-                    code = 0 if answer["success"] else 1
-                    return StudentRun(student, code, time.monotonic() - start, output)
+                    run = StudentRun(student, 0 if answer["success"] else 1, seconds, output)
+                    if answer.get("score"):
+                        run.score, run.max_score = answer["score"]
+                    return run
         except (OSError, ValueError) as error:
             return StudentRun(student, 1, time.monotonic() - start, f"worker failed: {error}")
         code = self.process.wait()
@@ -219,11 +224,7 @@ def autograde(
     start = time.monotonic()
     queue: Queue[str] = Queue()
     for student in students:
-        problem = submission_problem(root, lab, student)
-        if problem:  # one line for this student; nbgrader would print a traceback
-            done[student] = StudentRun(student, 2, 0.0, problem)
-        else:
-            queue.put(student)
+        queue.put(student)
 
     def work() -> None:
         worker = Worker(root, lab)
@@ -241,12 +242,9 @@ def autograde(
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         for future in [pool.submit(work) for _ in range(jobs if queue.qsize() else 0)]:
             future.result()
-    scores = read_scores(root, lab, students)
     runs = []
     for student in students:
         run = done[student]
-        if student in scores:
-            run.score, run.max_score = scores[student]
         runs.append(run)
         if run.ok:
             say(f"  {student}: {run.score:g}/{run.max_score:g} ({run.seconds:.0f} s)")

@@ -9,9 +9,13 @@ instructor's own command, reading ``nbgrader_config.py`` in the working folder).
 ``python -m course_utils.tooling.gradebook_lock --serve LAB`` is one worker of ``python -m
 course_utils autograde --jobs N`` (see :mod:`course_utils.tooling.autograde`): it loads the
 course's nbgrader configuration once, then reads student ids from standard input, one a line,
-runs nbgrader's own autograde for each (``NbGraderAPI.autograde``, what ``nbgrader autograde
-LAB --student S --force`` runs) and answers each with one line on standard output:
-``@@course-autograde@@ {"student": ..., "success": ..., "log": ...}``.
+checks that nbgrader can read the student's notebooks, runs nbgrader's own autograde for each
+(``NbGraderAPI.autograde``, what ``nbgrader autograde LAB --student S --force`` runs) and
+answers each with one line on standard output: ``@@course-autograde@@ {"student": ...,
+"success": ..., "log": ..., "error": ..., "score": [code score, max], "problem": ...}``
+(``problem``: the one line that says why the submission was not graded; ``score`` when
+graded). So the parent never loads nbgrader: a class starts grading as soon as the workers
+are up.
 """
 
 from __future__ import annotations
@@ -121,25 +125,36 @@ def serve(lab: str) -> int:
     from nbgrader.apps import NbGraderAPI
     from nbgrader.apps.nbgraderapp import NbGraderApp
 
+    from .autograde import read_scores, submission_problem
+
     app = NbGraderApp()
     app.initialize([])  # reads nbgrader_config.py in the working folder, as `nbgrader` does
     api = NbGraderAPI(config=app.config)
     out = sys.stdout
     sys.stdout = sys.stderr  # nothing but answers on the real standard output
+    root = Path.cwd()
     for line in sys.stdin:
         student = line.strip()
         if not student:
             continue
-        try:
-            result = api.autograde(lab, student, force=True, create=True)
-        except Exception as error:  # noqa: BLE001 - one student's failure, reported
-            result = {"success": False, "error": repr(error), "log": ""}
-        answer = {
-            "student": student,
-            "success": bool(result.get("success")),
-            "log": (result.get("log") or "")[-4000:],
-            "error": (result.get("error") or "")[-4000:],
-        }
+        answer = {"student": student, "success": False, "log": "", "error": ""}
+        # Checked here, in the worker (nbgrader is loaded already, and the workers check
+        # their students in parallel), not by the parent before it starts the workers.
+        problem = submission_problem(root, lab, student)
+        if problem:
+            answer["problem"] = problem
+        else:
+            try:
+                result = api.autograde(lab, student, force=True, create=True)
+            except Exception as error:  # noqa: BLE001 - one student's failure, reported
+                result = {"success": False, "error": repr(error), "log": ""}
+            answer.update(
+                success=bool(result.get("success")),
+                log=(result.get("log") or "")[-4000:],
+                error=(result.get("error") or "")[-4000:],
+            )
+            if answer["success"]:
+                answer["score"] = read_scores(root, lab, [student]).get(student)
         out.write(MARK + json.dumps(answer) + "\n")
         out.flush()
     return 0
@@ -156,4 +171,9 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    # Run the module by its name, not as ``__main__``: a second copy of this module, imported
+    # by name (``autograde.read_scores`` does), would hold its own lock on the gradebook and
+    # wait for this copy's forever.
+    from course_utils.tooling import gradebook_lock
+
+    sys.exit(gradebook_lock.main(sys.argv[1:]))
