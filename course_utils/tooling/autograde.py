@@ -37,7 +37,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from queue import Empty, Queue
 
@@ -56,6 +56,7 @@ class StudentRun:
     output: str
     score: float | None = None
     max_score: float | None = None
+    repairs: list[str] = field(default_factory=list)  # what grading repaired first
 
     @property
     def ok(self) -> bool:
@@ -158,7 +159,10 @@ class Worker:
                     answer = json.loads(line[len(MARK) :])
                     output = (answer["log"] + "\n" + answer["error"]).strip()
                     code = 0 if answer["success"] else 1
-                    return StudentRun(student, code, time.monotonic() - start, output)
+                    seconds = time.monotonic() - start
+                    return StudentRun(
+                        student, code, seconds, output, repairs=answer.get("repairs", [])
+                    )
         except (OSError, ValueError) as error:
             return StudentRun(student, 1, time.monotonic() - start, f"worker failed: {error}")
         code = self.process.wait()
@@ -250,6 +254,8 @@ def autograde(
         runs.append(run)
         if run.ok:
             say(f"  {student}: {run.score:g}/{run.max_score:g} ({run.seconds:.0f} s)")
+            for note in run.repairs:  # e.g. an edited test cell, graded as released
+                say(f"  {student}: note: {note}")
         elif run.returncode == 2:
             say(f"  {student}: NOT GRADED: {run.output}")
         else:

@@ -11,7 +11,7 @@ course_utils autograde --jobs N`` (see :mod:`course_utils.tooling.autograde`): i
 course's nbgrader configuration once, then reads student ids from standard input, one a line,
 runs nbgrader's own autograde for each (``NbGraderAPI.autograde``, what ``nbgrader autograde
 LAB --student S --force`` runs) and answers each with one line on standard output:
-``@@course-autograde@@ {"student": ..., "success": ..., "log": ...}``.
+``@@course-autograde@@ {"student": ..., "success": ..., "log": ..., "repairs": [...]}``.
 """
 
 from __future__ import annotations
@@ -111,6 +111,14 @@ def install() -> None:
 MARK = "@@course-autograde@@ "
 
 
+def repair_notes(log: str) -> list[str]:
+    """What the course's RepairMetadata repaired in this submission, from nbgrader's log
+    (one note a line: an instructor reads them beside the score, not in a log)."""
+    from .nbgrader_steps import REPAIRED
+
+    return [line.split(REPAIRED, 1)[1].strip() for line in log.splitlines() if REPAIRED in line]
+
+
 def serve(lab: str) -> int:
     """Grade the students named on standard input, one at a time (see the module's doc)."""
     import json
@@ -134,11 +142,13 @@ def serve(lab: str) -> int:
             result = api.autograde(lab, student, force=True, create=True)
         except Exception as error:  # noqa: BLE001 - one student's failure, reported
             result = {"success": False, "error": repr(error), "log": ""}
+        log = result.get("log") or ""
         answer = {
             "student": student,
             "success": bool(result.get("success")),
-            "log": (result.get("log") or "")[-4000:],
+            "log": log[-4000:],
             "error": (result.get("error") or "")[-4000:],
+            "repairs": repair_notes(log),
         }
         out.write(MARK + json.dumps(answer) + "\n")
         out.flush()
