@@ -258,7 +258,10 @@ def repair(data: dict, released: dict) -> list[str]:
         if grade_id in reference:
             seen.add(grade_id)
             if cell["metadata"]["nbgrader"] != reference[grade_id]:
-                if reference[grade_id].get("locked") or cell["metadata"]["nbgrader"].get("locked"):
+                # A checksum alone is no edit worth a note (nbgrader rewrites it anyway).
+                meta, released_meta = cell["metadata"]["nbgrader"], reference[grade_id]
+                edited = _settings(meta) != _settings(released_meta)
+                if edited and (released_meta.get("locked") or meta.get("locked")):
                     notes.append(
                         f"cell {index + 1} ({grade_id!r}) had its grading settings edited; "
                         "it was graded as released"
@@ -272,6 +275,13 @@ def repair(data: dict, released: dict) -> list[str]:
             ids.add(cell_id)
     _restore_test_cells(data, released, seen, strangers, notes, ids)
     return notes
+
+
+def _settings(meta: dict) -> tuple:
+    """What grading reads from a cell's nbgrader metadata (nbgrader itself fills in the
+    checksum and cell type on release, so a solution notebook lacks both)."""
+    flags = tuple(bool(meta.get(k)) for k in ("grade", "solution", "locked", "task"))
+    return (*flags, meta.get("points") if meta.get("grade") else None)
 
 
 @dataclasses.dataclass
@@ -367,8 +377,10 @@ class RepairMetadata(NbGraderPreprocessor):
             self.log.warning("cannot find the released notebook: metadata not repaired")
             return nb, resources
         notes = repair(nb, released)
-        for note in notes:
-            self.log.warning("%s%s", REPAIRED, note)
+        info = resources.get("nbgrader", {})
+        name = "/".join(str(info[k]) for k in ("student", "notebook") if info.get(k))
+        for note in notes:  # one line each, naming the submission (nbgrader grades a class)
+            self.log.warning("%s: %s%s", name or "submission", REPAIRED, note)
         if notes:
             nb.metadata["course_repairs"] = notes
         return nb, resources
