@@ -118,3 +118,36 @@ def test_grade_cli_output_for_a_learner(tmp_path):
     assert "Score: 0/" in result.stdout
     result = run_cli("grade", str(student_path(lab).parent), "--json")
     assert result.returncode == 0 and '"score": 0' in result.stdout
+
+
+def test_grade_uses_the_original_of_an_edited_test_cell_with_new_ids(tmp_path):
+    """Issue 21, edited locked test cell: a test cell replaced by ``pass`` whose grade id and
+    cell id were both changed in the JSON was graded as a cell the learner added (0/2 and
+    "the test wrote an error" for a correct solution). The released test cell is used
+    instead: correct keeps full marks, wrong gets zero there; one note says so; the learner's
+    file is not changed."""
+    lab = LABS[0]
+    solved = load(student_path(lab))
+    for cell in load(solution_path(lab))["cells"]:
+        meta = cell["metadata"].get("nbgrader", {})
+        if meta.get("solution"):
+            solved = replace_solution(solved, meta["grade_id"], cell["source"])
+    wrong = "def bigram_counts(ids, vocab_size):\n    return None\n"
+    for name, nb, score in (
+        ("right", solved, "3/3"),
+        ("wrong", replace_solution(solved, "bigram_counts", wrong), "1/3"),
+    ):
+        for cell in nb["cells"]:
+            if cell["metadata"].get("nbgrader", {}).get("grade_id") == "test_bigram_counts":
+                cell["source"] = "pass"
+                cell["metadata"]["nbgrader"]["grade_id"] = "my_own_test"
+                cell["id"] = "my-own-cell"
+        path = save(nb, tmp_path / name / f"{lab}.ipynb")
+        before = path.read_bytes()
+        result = run_cli("grade", str(path))
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert f"Score: {score} " in result.stdout, result.stdout
+        (note,) = [line for line in result.stdout.splitlines() if line.startswith("Note:")]
+        assert "test cell of exercise 'bigram_counts' was changed" in note, result.stdout
+        assert "'my_own_test'" in note and "original test cell" in note, note
+        assert path.read_bytes() == before
