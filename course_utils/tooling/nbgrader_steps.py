@@ -246,7 +246,10 @@ def repair(data: dict, released: dict) -> list[str]:
                 del cell["metadata"]["nbgrader"]
             grade_id = _grade_id(cell)
         elif grade_id is None and isinstance(cell["metadata"].get("nbgrader"), dict):
-            if any(cell["metadata"]["nbgrader"].get(k) for k in ("grade", "solution", "locked")):
+            meta = cell["metadata"]["nbgrader"]
+            if any(meta.get(k) for k in ("grade", "solution", "locked")):
+                if not meta.get("solution"):
+                    strangers.append(_Stranger(cell, None, index + 1, None))
                 del cell["metadata"]["nbgrader"]  # grading settings without a grade id
         if grade_id in seen:
             del cell["metadata"]["nbgrader"]
@@ -289,9 +292,9 @@ class _Stranger:
     """A cell whose grading settings were not the lab's (see :func:`_restore_test_cells`)."""
 
     cell: dict
-    note: int  # index of its note in repair's notes
+    note: int | None  # index of its note in repair's notes, if it has one
     number: int  # 1-based position in the submitted notebook
-    grade_id: str
+    grade_id: str | None
 
 
 def _is_test_cell(cell: dict) -> bool:
@@ -334,11 +337,16 @@ def _restore_test_cells(data, released, seen, strangers, notes, ids) -> None:
         if used is not None:
             strangers.remove(used)
             cells[where[id(used.cell)]] = restored
-            notes[used.note] = (
+            now = f"is now {used.grade_id!r}" if used.grade_id else "was removed"
+            note = (
                 f"cell {used.number}: the test cell of exercise {exercise!r} was changed (its "
-                f"grade id {grade_id!r} is now {used.grade_id!r}, its cell id edited too); it "
-                "was graded with the original test cell"
+                f"grade id {grade_id!r} {now}, its cell id edited too); it was graded with the "
+                "original test cell"
             )
+            if used.note is None:
+                notes.append(note)
+            else:
+                notes[used.note] = note
         else:
             index = high
             cells.insert(index, restored)
