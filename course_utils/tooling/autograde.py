@@ -37,7 +37,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from queue import Empty, Queue
 
@@ -56,6 +56,7 @@ class StudentRun:
     output: str
     score: float | None = None
     max_score: float | None = None
+    repairs: list[str] = field(default_factory=list)  # what grading repaired first
 
     @property
     def ok(self) -> bool:
@@ -160,7 +161,10 @@ class Worker:
                     if answer.get("problem"):  # one line; nbgrader would print a traceback
                         return StudentRun(student, 2, seconds, answer["problem"])
                     output = (answer["log"] + "\n" + answer["error"]).strip()
-                    run = StudentRun(student, 0 if answer["success"] else 1, seconds, output)
+                    run = StudentRun(
+                        student, 0 if answer["success"] else 1, seconds, output,
+                        repairs=answer.get("repairs", []),
+                    )  # fmt: skip
                     if answer.get("score"):
                         run.score, run.max_score = answer["score"]
                     return run
@@ -248,6 +252,8 @@ def autograde(
         runs.append(run)
         if run.ok:
             say(f"  {student}: {run.score:g}/{run.max_score:g} ({run.seconds:.0f} s)")
+            for note in run.repairs:  # e.g. an edited test cell, graded as released
+                say(f"  {student}: note: {note}")
         elif run.returncode == 2:
             say(f"  {student}: NOT GRADED: {run.output}")
         else:

@@ -12,7 +12,8 @@ course's nbgrader configuration once, then reads student ids from standard input
 checks that nbgrader can read the student's notebooks, runs nbgrader's own autograde for each
 (``NbGraderAPI.autograde``, what ``nbgrader autograde LAB --student S --force`` runs) and
 answers each with one line on standard output: ``@@course-autograde@@ {"student": ...,
-"success": ..., "log": ..., "error": ..., "score": [code score, max], "problem": ...}``
+"success": ..., "log": ..., "error": ..., "repairs": [...], "score": [code score, max],
+"problem": ...}``
 (``problem``: the one line that says why the submission was not graded; ``score`` when
 graded). So the parent never loads nbgrader: a class starts grading as soon as the workers
 are up.
@@ -115,6 +116,14 @@ def install() -> None:
 MARK = "@@course-autograde@@ "
 
 
+def repair_notes(log: str) -> list[str]:
+    """What the course's RepairMetadata repaired in this submission, from nbgrader's log
+    (one note a line: an instructor reads them beside the score, not in a log)."""
+    from .nbgrader_steps import REPAIRED
+
+    return [line.split(REPAIRED, 1)[1].strip() for line in log.splitlines() if REPAIRED in line]
+
+
 def serve(lab: str) -> int:
     """Grade the students named on standard input, one at a time (see the module's doc)."""
     import json
@@ -148,10 +157,12 @@ def serve(lab: str) -> int:
                 result = api.autograde(lab, student, force=True, create=True)
             except Exception as error:  # noqa: BLE001 - one student's failure, reported
                 result = {"success": False, "error": repr(error), "log": ""}
+            log = result.get("log") or ""
             answer.update(
                 success=bool(result.get("success")),
-                log=(result.get("log") or "")[-4000:],
+                log=log[-4000:],
                 error=(result.get("error") or "")[-4000:],
+                repairs=repair_notes(log),
             )
             if answer["success"]:
                 answer["score"] = read_scores(root, lab, [student]).get(student)

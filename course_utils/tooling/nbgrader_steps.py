@@ -25,18 +25,22 @@ Nothing here imports ``release``, ``grading`` or ``course_dir``.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import functools
 import json
 import logging
 import sys
 from pathlib import Path
 
+import nbformat
 from nbconvert.exporters import NotebookExporter
 from nbgrader.preprocessors import NbGraderPreprocessor, OverwriteCells
 
 from ..exercises import placeholder
 
 _STUB = "raise NotImplementedError()"
+REPAIRED = "repaired: "  # RepairMetadata's log lines (``course_utils autograde`` shows them)
 
 
 def name_placeholders(nb) -> None:
@@ -205,6 +209,10 @@ def repair(data: dict, released: dict) -> list[str]:
       learner added;
     - a locked cell whose metadata was edited gets the released metadata back (nbgrader then
       restores its code, as for any locked cell);
+    - a released test cell (locked, graded) missing by grade id is put back as released
+      (:func:`_restore_test_cells`): in place of a cell whose grading settings are not the
+      lab's (an edited test cell whose grade id and cell id were both changed), or else where
+      it belongs; nbgrader then restores its hidden tests and grades it as for anyone;
     - duplicate cell ids (nbformat requires unique ones) are renumbered.
     """
     notes = []
@@ -213,6 +221,7 @@ def repair(data: dict, released: dict) -> list[str]:
     present = {_grade_id(c) for c in data["cells"]}
     seen: set[str] = set()
     ids: set[str] = set()
+    strangers: list[_Stranger] = []  # cells with grading settings that are not the lab's
     for index, cell in enumerate(data["cells"]):
         if not isinstance(cell, dict):
             continue
@@ -232,10 +241,15 @@ def repair(data: dict, released: dict) -> list[str]:
                     f"cell {index + 1} has grade id {grade_id!r}, which is not one of this "
                     "lab's; it was graded as a cell you added"
                 )
+                if not cell["metadata"]["nbgrader"].get("solution"):
+                    strangers.append(_Stranger(cell, len(notes) - 1, index + 1, grade_id))
                 del cell["metadata"]["nbgrader"]
             grade_id = _grade_id(cell)
         elif grade_id is None and isinstance(cell["metadata"].get("nbgrader"), dict):
-            if any(cell["metadata"]["nbgrader"].get(k) for k in ("grade", "solution", "locked")):
+            meta = cell["metadata"]["nbgrader"]
+            if any(meta.get(k) for k in ("grade", "solution", "locked")):
+                if not meta.get("solution"):
+                    strangers.append(_Stranger(cell, None, index + 1, None))
                 del cell["metadata"]["nbgrader"]  # grading settings without a grade id
         if grade_id in seen:
             del cell["metadata"]["nbgrader"]
@@ -247,7 +261,10 @@ def repair(data: dict, released: dict) -> list[str]:
         if grade_id in reference:
             seen.add(grade_id)
             if cell["metadata"]["nbgrader"] != reference[grade_id]:
-                if reference[grade_id].get("locked") or cell["metadata"]["nbgrader"].get("locked"):
+                # A checksum alone is no edit worth a note (nbgrader rewrites it anyway).
+                meta, released_meta = cell["metadata"]["nbgrader"], reference[grade_id]
+                edited = _settings(meta) != _settings(released_meta)
+                if edited and (released_meta.get("locked") or meta.get("locked")):
                     notes.append(
                         f"cell {index + 1} ({grade_id!r}) had its grading settings edited; "
                         "it was graded as released"
@@ -259,7 +276,91 @@ def repair(data: dict, released: dict) -> list[str]:
                 cell_id = f"{cell_id}-{index}"
             cell["id"] = cell_id
             ids.add(cell_id)
+    _restore_test_cells(data, released, seen, strangers, notes, ids)
     return notes
+
+
+def _settings(meta: dict) -> tuple:
+    """What grading reads from a cell's nbgrader metadata (nbgrader itself fills in the
+    checksum and cell type on release, so a solution notebook lacks both)."""
+    flags = tuple(bool(meta.get(k)) for k in ("grade", "solution", "locked", "task"))
+    return (*flags, meta.get("points") if meta.get("grade") else None)
+
+
+@dataclasses.dataclass
+class _Stranger:
+    """A cell whose grading settings were not the lab's (see :func:`_restore_test_cells`)."""
+
+    cell: dict
+    note: int | None  # index of its note in repair's notes, if it has one
+    number: int  # 1-based position in the submitted notebook
+    grade_id: str | None
+
+
+def _is_test_cell(cell: dict) -> bool:
+    meta = cell.get("metadata", {}).get("nbgrader", {})
+    return bool(meta.get("grade") and meta.get("locked") and not meta.get("solution"))
+
+
+def _restore_test_cells(data, released, seen, strangers, notes, ids) -> None:
+    """Put back each released test cell that ``data`` lacks (by grade id), in place.
+
+    The released test cells are the truth. A test cell edited in the notebook's JSON, with
+    its grade id and its cell id changed, would otherwise be "a cell you added": its tests
+    would not run and its points would wait for a person. The released cell replaces the
+    first cell without the lab's grading settings (``strangers``, neither an exercise nor
+    restored yet) between the released cells around it, whose note becomes one line saying
+    so; without one the released cell goes before the next released cell. nbgrader's
+    ``OverwriteCells`` then restores its hidden tests, as for every test cell. (nbgrader's own
+    ``OverwriteCells.add_missing_cells`` adds a missing grade cell back but leaves the
+    impostor in place and marks the added source; this keeps the notebook as released.)
+    """
+    cells = data["cells"]
+    order = [_grade_id(c) for c in released["cells"]]
+    for position, original in enumerate(released["cells"]):
+        grade_id = _grade_id(original)
+        if grade_id is None or grade_id in seen or not _is_test_cell(original):
+            continue
+        where = {id(c): i for i, c in enumerate(cells)}
+        here = {_grade_id(c): i for i, c in enumerate(cells) if _grade_id(c) in seen}
+        before = [here[g] for g in order[:position] if g in here]
+        after = [here[g] for g in order[position + 1 :] if g in here]
+        low = max(before, default=-1)
+        high = min((i for i in after if i > low), default=len(cells))
+        restored = nbformat.from_dict(copy.deepcopy(original))  # nbgrader reads attributes
+        if isinstance(restored.get("source"), list):  # as on disk; nbformat reads it joined
+            restored["source"] = "".join(restored["source"])
+        if restored.get("cell_type") == "code":
+            restored.update(outputs=[], execution_count=None)
+        exercise = original.get("metadata", {}).get("course", {}).get("exercise", grade_id)
+        used = next((s for s in strangers if low < where.get(id(s.cell), -1) < high), None)
+        if used is not None:
+            strangers.remove(used)
+            cells[where[id(used.cell)]] = restored
+            now = f"is now {used.grade_id!r}" if used.grade_id else "was removed"
+            note = (
+                f"cell {used.number}: the test cell of exercise {exercise!r} was changed (its "
+                f"grade id {grade_id!r} {now}, its cell id edited too); it was graded with the "
+                "original test cell"
+            )
+            if used.note is None:
+                notes.append(note)
+            else:
+                notes[used.note] = note
+        else:
+            index = high
+            cells.insert(index, restored)
+            notes.append(
+                f"the test cell of exercise {exercise!r} ({grade_id!r}) was missing; the "
+                "original test cell was put back"
+            )
+        seen.add(grade_id)
+        cell_id = restored.get("id")
+        if isinstance(cell_id, str):
+            while cell_id in ids:
+                cell_id = f"{cell_id}-restored"
+            restored["id"] = cell_id
+            ids.add(cell_id)
 
 
 def _released_notebook(config, info: dict) -> dict | None:
@@ -284,8 +385,10 @@ class RepairMetadata(NbGraderPreprocessor):
             self.log.warning("cannot find the released notebook: metadata not repaired")
             return nb, resources
         notes = repair(nb, released)
-        for note in notes:
-            self.log.warning("repaired: %s", note)
+        info = resources.get("nbgrader", {})
+        name = "/".join(str(info[k]) for k in ("student", "notebook") if info.get(k))
+        for note in notes:  # one line each, naming the submission (nbgrader grades a class)
+            self.log.warning("%s: %s%s", name or "submission", REPAIRED, note)
         if notes:
             nb.metadata["course_repairs"] = notes
         return nb, resources

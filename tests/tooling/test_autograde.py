@@ -217,3 +217,86 @@ def test_plain_nbgrader_autograde_says_one_line_for_a_cell_that_is_not_text(cour
             for sub in [gb.find_submission_notebook(LAB, LAB, student)]
         }
     assert scores["ada"] == scores["ren"] == (3, 3), scores
+
+
+def _solved_release(root: Path) -> dict:
+    """The notebook as released to the class, with every exercise solved."""
+    nb = load(root / "notebooks" / LAB / f"{LAB}.ipynb")
+    for cell in load(solution_path(LAB))["cells"]:
+        meta = cell["metadata"].get("nbgrader", {})
+        if meta.get("solution"):
+            nb = replace_solution(nb, meta["grade_id"], cell["source"])
+    return nb
+
+
+def _impostor(nb: dict, test: str = "test_bigram_counts") -> dict:
+    """``nb`` with a locked test cell edited in the JSON: its tests replaced by ``pass``, its
+    grade id and its cell id changed (so that nothing ties it to the released cell)."""
+    for cell in nb["cells"]:
+        if cell["metadata"].get("nbgrader", {}).get("grade_id") == test:
+            cell["source"] = "pass"
+            cell["metadata"]["nbgrader"].update(grade_id="my_own_test", points=0)
+            cell["id"] = "my-own-cell"
+            return nb
+    raise KeyError(test)
+
+
+def test_an_edited_test_cell_with_new_ids_is_graded_with_the_original(course):
+    """Issue 21, edited locked test cell: a test cell replaced by ``pass`` whose grade id and
+    cell id were both changed was graded as a cell the learner added (its points left to a
+    person, nothing said). Now the released test cell is put back in its place, its hidden
+    tests run, the correct student keeps full marks, the wrong one gets zero on that exercise,
+    and one line says so, in plain ``nbgrader autograde`` and in ``course_utils autograde``;
+    the submitted files are not touched, and an honest student graded after keeps his score."""
+    root = _fresh(course, "impostor")
+    shutil.rmtree(root / "submitted" / "bob")
+    shutil.rmtree(root / "submitted" / "cy")
+    solved = _solved_release(root)
+    wrong = replace_solution(solved, "bigram_counts", WRONG)
+    files = {
+        "ivy": save(_impostor(solved), root / "submitted" / "ivy" / LAB / f"{LAB}.ipynb"),
+        "max": save(_impostor(wrong), root / "submitted" / "max" / LAB / f"{LAB}.ipynb"),
+    }
+    before = {name: path.read_bytes() for name, path in files.items()}
+    jobs_root = _fresh(root, "impostor-jobs")
+    done = subprocess.run(
+        [sys.executable, "-m", "nbgrader", "autograde", LAB, "--force"],
+        cwd=root, env={**os.environ, **_env(root)}, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    log = done.stdout + done.stderr
+    assert done.returncode == 0, log
+    assert "Traceback" not in log and "has changed" not in log, log
+    for student in ("ivy", "max"):
+        (line,) = [line for line in log.splitlines() if "test cell of exercise" in line and
+                   f"{student}/{LAB}: repaired:" in line]  # fmt: skip
+        assert "'bigram_counts' was changed" in line and "original test cell" in line, line
+    assert sum("repaired:" in line for line in log.splitlines()) == 2, log
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
+        got = {
+            student: {g.name: (g.auto_score, g.needs_manual_grade) for g in sub.grades}
+            for student in ("ada", "ivy", "max")
+            for sub in [gb.find_submission_notebook(LAB, LAB, student)]
+        }
+    full = {"test_pick_device": (1, False), "test_bigram_counts": (2, False)}
+    assert got["ivy"] == full and got["ada"] == full, got
+    assert got["max"] == {"test_pick_device": (1, False), "test_bigram_counts": (0, False)}, got
+    graded = load(root / "autograded" / "ivy" / LAB / f"{LAB}.ipynb")
+    (test,) = [c for c in graded["cells"] if c["metadata"].get("nbgrader", {}).get("grade_id")
+               == "test_bigram_counts"]  # fmt: skip
+    assert "BEGIN HIDDEN TESTS" in "".join(test["source"])  # the hidden tests ran too
+    assert not [c for c in graded["cells"] if c.get("id") == "my-own-cell"]
+
+    done = run_cli("autograde", LAB, "--jobs", "2", cwd=jobs_root, env=_env(jobs_root))
+    out = done.stdout
+    assert done.returncode == 0, out + done.stderr
+    assert re.search(r"ivy: 3/3 ", out) and re.search(r"max: 1/3 ", out), out
+    for student in ("ivy", "max"):
+        (line,) = [line for line in out.splitlines() if line.strip().startswith(f"{student}: note")]
+        assert "test cell of exercise 'bigram_counts' was changed" in line, out
+        assert "original test cell" in line, out
+    assert "ada: note" not in out, out
+    for name, path in files.items():
+        assert path.read_bytes() == before[name]
+        assert (jobs_root / path.relative_to(root)).read_bytes() == before[name]

@@ -118,3 +118,88 @@ def test_grade_cli_output_for_a_learner(tmp_path):
     assert "Score: 0/" in result.stdout
     result = run_cli("grade", str(student_path(lab).parent), "--json")
     assert result.returncode == 0 and '"score": 0' in result.stdout
+
+
+def test_grade_uses_the_original_of_an_edited_test_cell_with_new_ids(tmp_path):
+    """Issue 21, edited locked test cell: a test cell replaced by ``pass`` whose grade id and
+    cell id were both changed in the JSON was graded as a cell the learner added (0/2 and
+    "the test wrote an error" for a correct solution). The released test cell is used
+    instead: correct keeps full marks, wrong gets zero there; one note says so; the learner's
+    file is not changed."""
+    lab = LABS[0]
+    solved = load(student_path(lab))
+    for cell in load(solution_path(lab))["cells"]:
+        meta = cell["metadata"].get("nbgrader", {})
+        if meta.get("solution"):
+            solved = replace_solution(solved, meta["grade_id"], cell["source"])
+    wrong = "def bigram_counts(ids, vocab_size):\n    return None\n"
+    for name, nb, score in (
+        ("right", solved, "3/3"),
+        ("wrong", replace_solution(solved, "bigram_counts", wrong), "1/3"),
+    ):
+        for cell in nb["cells"]:
+            if cell["metadata"].get("nbgrader", {}).get("grade_id") == "test_bigram_counts":
+                cell["source"] = "pass"
+                cell["metadata"]["nbgrader"]["grade_id"] = "my_own_test"
+                cell["id"] = "my-own-cell"
+        path = save(nb, tmp_path / name / f"{lab}.ipynb")
+        before = path.read_bytes()
+        result = run_cli("grade", str(path))
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert f"Score: {score} " in result.stdout, result.stdout
+        (note,) = [line for line in result.stdout.splitlines() if line.startswith("Note:")]
+        assert "test cell of exercise 'bigram_counts' was changed" in note, result.stdout
+        assert "'my_own_test'" in note and "original test cell" in note, note
+        assert path.read_bytes() == before
+
+
+def _cells(nb: dict) -> list:
+    """Each cell's id, metadata and source (as text: a restored cell's is joined)."""
+    return [(c.get("id"), c["metadata"], "".join(c["source"])) for c in nb["cells"]]
+
+
+def test_repair_puts_released_test_cells_back_in_place():
+    """The released test cells are the truth (issue 21): one missing by grade id is put back
+    where it belongs, in place of a cell with grading settings that are not the lab's, or
+    before the next released cell when there is none; an exercise cell is never replaced;
+    cell ids stay unique; each case is one note."""
+    import copy
+
+    from course_utils.tooling.nbgrader_steps import repair
+
+    released = load(student_path(LABS[0]))
+    ids = [c["metadata"].get("nbgrader", {}).get("grade_id") for c in released["cells"]]
+    test = ids.index("test_bigram_counts")
+
+    deleted = copy.deepcopy(released)
+    del deleted["cells"][test]
+    (note,) = repair(deleted, released)
+    assert _cells(deleted) == _cells(released), note
+    assert "'bigram_counts'" in note and "was missing; the original test cell was put back" in note
+
+    no_grade_id = copy.deepcopy(released)
+    cell = no_grade_id["cells"][test]
+    cell["source"], cell["id"] = "pass", "my-own-cell"
+    del cell["metadata"]["nbgrader"]["grade_id"]
+    (note,) = repair(no_grade_id, released)
+    assert _cells(no_grade_id) == _cells(released), note
+    assert f"cell {test + 1}: the test cell of exercise 'bigram_counts' was changed" in note
+    assert "grade id 'test_bigram_counts' was removed" in note
+
+    # The test cell gone and the exercise renamed with a new cell id: the learner's code
+    # stays (a cell they added), the released test cell goes after it; a cell the learner
+    # added with the test cell's id keeps it.
+    renamed = copy.deepcopy(released)
+    del renamed["cells"][test]
+    exercise = renamed["cells"][test - 1]
+    exercise["metadata"]["nbgrader"]["grade_id"], exercise["id"] = "mine", "my-cell"
+    exercise["source"] = "def bigram_counts(ids, vocab_size):\n    return 1\n"
+    added = {"cell_type": "markdown", "id": released["cells"][test]["id"], "metadata": {}}
+    renamed["cells"].insert(0, {**added, "source": "my notes"})
+    notes = repair(renamed, released)
+    assert len(notes) == 2 and "not one of this lab's" in notes[0], notes
+    assert "'bigram_counts' ('test_bigram_counts') was missing" in notes[1], notes
+    assert renamed["cells"][test]["source"].endswith("return 1\n")
+    restored = renamed["cells"][test + 1]
+    assert restored["metadata"]["nbgrader"]["grade_id"] == "test_bigram_counts"
+    assert restored["id"] == added["id"] + "-restored"
