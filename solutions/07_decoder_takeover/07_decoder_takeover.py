@@ -39,6 +39,7 @@
 
 # %%
 import ast
+import functools
 import inspect
 import time
 
@@ -64,9 +65,9 @@ cfg = course_utils.settings(
     ),
     cpu=dict(
         d_model=48, n_layers=2, block=64, batch_size=32, eff_steps=100, n_evals=5, seeds=(0, 1, 2),
-        vers_steps=1040, vers_lr=2e-3, vers_seeds=(0, 1), n_lines=6000, mix_text=0, n_test=300,
-        iso_widths=((4, 6, 8, 12), (4, 6, 8, 12, 16), (6, 8, 12, 16)), iso_ref=8,
-        iso_layers=2, iso_batch=32, iso_steps=(162, 324, 648), iso_lr=3e-3, iso_seeds=(0, 1),
+        vers_steps=1000, vers_lr=2e-3, vers_seeds=(0, 1), n_lines=6000, mix_text=0, n_test=300,
+        iso_widths=((4, 6, 8, 12), (4, 6, 8, 12), (8, 10, 12, 16)), iso_ref=8,
+        iso_layers=2, iso_batch=32, iso_steps=(150, 300, 600), iso_lr=3e-3, iso_seeds=(0, 1),
         n_boot=1000, threads=1,
     ),
     gpu=dict(
@@ -736,7 +737,11 @@ for task, generated, expected in [
 # Budgets: each specialist and the control get the same FLOPs (what `vers_steps` steps of
 # the encoder-decoder cost on a reference batch of dates; each model's own steps are
 # printed); the mixture decoder gets the **sum** of the two specialists' budgets,
-# since it learns both tasks in one model. Every model is trained with each of the seeds
+# since it learns both tasks in one model. A batch holds `batch_size` lines, except the
+# encoder's: a review alone is shorter than the decoder's prompt line of it, so the encoder
+# takes as many reviews as fill the sentiment-only decoder's batch with tokens (printed as
+# its lines per batch); its steps then cost about what the control's do, and it does not get
+# more updates for the same FLOPs. Every model is trained with each of the seeds
 # `vers_seeds` (two on a laptop, three on a GPU): the section's cost is many training runs,
 # and two seeds is what fits in the laptop's budget, so its standard errors rest on two
 # runs each (a rough measure: read a verdict near two standard errors as a hint).
@@ -771,10 +776,16 @@ print(
 
 
 def pad_rows(rows, width, value):
-    out = torch.full((len(rows), width), value, dtype=torch.long)
-    for i, row in enumerate(rows):
-        out[i, : len(row)] = torch.tensor(row[:width], dtype=torch.long)
-    return out
+    """One tensor of the rows, each cut or padded with `value` to `width`."""
+    return torch.tensor(
+        [[*row[:width], *[value] * (width - len(row[:width]))] for row in rows], dtype=torch.long
+    )
+
+
+@functools.cache
+def encoded(text):
+    """task_vocab's ids of a text, worked out once (batching asks for the same lines often)."""
+    return tuple(task_vocab.encode(text))
 
 
 def task_example(task, text, answer):
@@ -801,15 +812,15 @@ def lm_batch(examples):
 
 
 def review_batch(reviews):
-    rows = [[BOS, *task_vocab.encode(r.text)] for r in reviews]
+    rows = [[BOS, *encoded(r.text)] for r in reviews]
     ids = pad_rows(rows, max(len(r) for r in rows), PAD)
     return ids, torch.tensor([r.label for r in reviews])
 
 
 def date_batch(examples):
-    src = pad_rows([task_vocab.encode(e.source) for e in examples], dates.SOURCE_LEN, PAD)
-    src = src[:, : max(len(task_vocab.encode(e.source)) for e in examples)]
-    tgt = [task_vocab.encode(e.target) for e in examples]
+    src = pad_rows([encoded(e.source) for e in examples], dates.SOURCE_LEN, PAD)
+    src = src[:, : max(len(encoded(e.source)) for e in examples)]
+    tgt = [encoded(e.target) for e in examples]
     tgt_in = pad_rows([[BOS, *t] for t in tgt], 11, PAD)
     labels = pad_rows([[*t, EOS] for t in tgt], 11, -100)
     return src, tgt_in, labels
@@ -845,11 +856,14 @@ def lm_loss(model, batch):
 
 
 # %%
-def bucketed(items, length, rng):
-    """Batches of items of equal (or near) length, in a shuffled order, forever."""
+def bucketed(items, length, rng, rows=None):
+    """Batches of `rows` items (default cfg.batch_size) of equal (or near) length, in a
+    shuffled order, forever."""
+    rows = rows or cfg.batch_size
+    lengths = [length(item) for item in items]
     while True:
-        order = sorted(range(len(items)), key=lambda i: (length(items[i]), rng.random()))
-        batches = [order[i : i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
+        order = sorted(range(len(items)), key=lambda i: (lengths[i], rng.random()))
+        batches = [order[i : i + rows] for i in range(0, len(order), rows)]
         rng.shuffle(batches)
         yield from ([items[i] for i in b] for b in batches)
 
@@ -960,26 +974,31 @@ if course_utils.ready("format_prompt", "parse_answer"):
     )  # fmt: skip
     ref = date_batch(date_train[: cfg.batch_size])
     spec_budget = cfg.vers_steps * batch_flops("encoder-decoder", ref, spec_cfg)
-    plan = {  # name: (class, kind, items, length, make batch, loss, budget)
-        "encoder (sentiment)": (EncoderModel, "encoder", splits.train, lambda r: len(task_vocab.encode(r.text)), review_batch, classify_loss, spec_budget),
-        "encoder-decoder (dates)": (EncoderDecoderModel, "encoder-decoder", date_train, lambda e: len(task_vocab.encode(e.source)), date_batch, seq2seq_loss, spec_budget),
-        "decoder (sentiment only)": (DecoderModel, "decoder", sent_examples, lambda e: len(e[0]), lm_batch, lm_loss, spec_budget),
-        "decoder (mixture)": (DecoderModel, "decoder", mix_examples, lambda e: len(e[0]), lm_batch, lm_loss, 2 * spec_budget),
+    # A review alone is shorter than the decoder's prompt row of it, so the encoder takes
+    # more reviews per batch: as many tokens per batch as the sentiment-only decoder's.
+    review_len = np.mean([1 + len(encoded(r.text)) for r in splits.train])
+    enc_rows = round(cfg.batch_size * np.mean([len(e[0]) for e in sent_examples]) / review_len)
+    plan = {  # name: (class, kind, items, length, rows per batch, make batch, loss, budget)
+        "encoder (sentiment)": (EncoderModel, "encoder", splits.train, lambda r: len(encoded(r.text)), enc_rows, review_batch, classify_loss, spec_budget),
+        "encoder-decoder (dates)": (EncoderDecoderModel, "encoder-decoder", date_train, lambda e: len(encoded(e.source)), cfg.batch_size, date_batch, seq2seq_loss, spec_budget),
+        "decoder (sentiment only)": (DecoderModel, "decoder", sent_examples, lambda e: len(e[0]), cfg.batch_size, lm_batch, lm_loss, spec_budget),
+        "decoder (mixture)": (DecoderModel, "decoder", mix_examples, lambda e: len(e[0]), cfg.batch_size, lm_batch, lm_loss, 2 * spec_budget),
     }  # fmt: skip
     results = {name: [] for name in plan}
     versatile, trained = {}, {}
     for seed in cfg.vers_seeds:
-        for name, (cls, kind, items, length, make, loss_fn, flops) in plan.items():
+        for name, (cls, kind, items, length, rows, make, loss_fn, flops) in plan.items():
             rng = np.random.default_rng(1000 + seed)
             batches, spent, pad = plan_batches(
-                kind, bucketed(items, length, rng), make, spec_cfg, flops
+                kind, bucketed(items, length, rng, rows), make, spec_cfg, flops
             )
             torch.manual_seed(seed)
             model = train_plan(cls(spec_cfg).to(device), batches, loss_fn, seed)
             versatile[name] = model  # the last seed's model, for the demos below
             trained.setdefault(name, []).append(model)
             if seed == cfg.vers_seeds[0]:
-                print(f"{name:<25}{len(batches):>6} steps, {spent:.3e} FLOPs, padding {pad:.1%}")
+                print(f"{name:<25}{len(batches):>6} steps of {rows:>3} lines, {spent:.3e} FLOPs, "
+                      f"padding {pad:.1%}")  # fmt: skip
             if kind == "encoder":
                 ids, y = review_batch(splits.test)
                 with torch.no_grad():
