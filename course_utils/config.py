@@ -85,7 +85,7 @@ LABS: tuple[Lab, ...] = (
         "07_decoder_takeover",
         "Why decoder-only won",
         "the three families at equal compute: simplicity, efficiency, versatility, scaling laws",
-        8,
+        6,
     ),
     Lab(
         "08_training_your_own",
