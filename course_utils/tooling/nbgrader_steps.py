@@ -270,14 +270,19 @@ def repair(data: dict, released: dict) -> list[str]:
                         "it was graded as released"
                     )
                 cell["metadata"]["nbgrader"] = dict(reference[grade_id])
-        cell_id = cell.get("id")
-        if isinstance(cell_id, str):
-            while cell_id in ids:
-                cell_id = f"{cell_id}-{index}"
-            cell["id"] = cell_id
-            ids.add(cell_id)
+        _unique_id(cell, ids, index)
     _restore_test_cells(data, released, seen, strangers, notes, ids)
     return notes
+
+
+def _unique_id(cell: dict, ids: set[str], suffix) -> None:
+    """Give ``cell`` an id not in ``ids`` (nbformat requires unique ones) and add it there."""
+    cell_id = cell.get("id")
+    if isinstance(cell_id, str):
+        while cell_id in ids:
+            cell_id = f"{cell_id}-{suffix}"
+        cell["id"] = cell_id
+        ids.add(cell_id)
 
 
 def _settings(meta: dict) -> tuple:
@@ -355,12 +360,7 @@ def _restore_test_cells(data, released, seen, strangers, notes, ids) -> None:
                 "original test cell was put back"
             )
         seen.add(grade_id)
-        cell_id = restored.get("id")
-        if isinstance(cell_id, str):
-            while cell_id in ids:
-                cell_id = f"{cell_id}-restored"
-            restored["id"] = cell_id
-            ids.add(cell_id)
+        _unique_id(restored, ids, "restored")
 
 
 def _released_notebook(config, info: dict) -> dict | None:
