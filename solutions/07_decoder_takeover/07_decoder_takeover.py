@@ -1153,13 +1153,16 @@ if course_utils.ready("format_prompt", "parse_answer"):
 # decoder that did not learn the training template (section above) has nothing to carry
 # over: read its other columns as noise.
 #
-# In-context learning, an answer improved by examples placed before the question, we do
-# not test: our decoders only ever saw **one line per context** (each batch holds whole
-# lines, never several), and the published evidence for in-context learning (Brown et al.
-# 2020, GPT-3) comes from models of 125 million parameters and more, with the few-shot
-# gain growing with size; ours are far smaller (their parameters are printed in section
-# 2). Our models are too small, and trained the wrong way, to show it: a measurement here
-# would say nothing about the claim.
+# In-context learning is an answer improved by examples placed before the question. The
+# second cell below puts one worked example (a training review with its label) before each
+# test question and compares the accuracy with none. Expect nothing from it, and read it
+# as a check of that expectation: our decoders only ever saw **one line per context**
+# (each batch holds whole lines, never several), their context holds one example at most
+# for most questions (printed), and the published evidence for in-context learning (Brown
+# et al. 2020, GPT-3) comes from models of 125 million parameters and more, with the
+# few-shot gain growing with size; ours are far smaller (their parameters are printed in
+# section 2). Our models are too small, and trained the wrong way, to show it: whatever
+# the line says, it does not test the claim about large models.
 
 
 # %%
@@ -1179,6 +1182,50 @@ if course_utils.ready("format_prompt", "parse_answer"):
         print(f"{name:<26}" + "".join(f"{c:>24}" for c in cells))
     print(f"(first column: the training template; always answering the commoner label "
           f"scores {majority:.1%})")  # fmt: skip
+
+
+# %%
+@torch.no_grad()
+def with_examples(model, reviews, shots):
+    """Label-probability answers with `shots` worked examples (training reviews with their
+    labels, each line ending in EOS as in training) before each question. Returns (right or
+    wrong per question, which questions fit in the model's context); the rest are skipped."""
+    rows = []
+    for i, r in enumerate(reviews):
+        row = [BOS]
+        for j in range(shots):
+            e = splits.train[(i * shots + j) % len(splits.train)]
+            row += task_example("sentiment", e.text, prompts.LABELS[e.label])[0][1:]
+        rows.append(row + list(encoded(format_prompt("sentiment", r.text))))
+    fits = np.array([len(row) <= spec_cfg.max_len for row in rows])
+    truth = np.array([r.label for r in reviews])
+    right = np.zeros(len(rows), dtype=bool)
+    groups = {}
+    for i in np.flatnonzero(fits):
+        groups.setdefault(len(rows[i]), []).append(i)
+    for indices in groups.values():
+        ids = torch.tensor([rows[i] for i in indices], device=device)
+        said = model(ids)[:, -1, LABEL_IDS].argmax(-1).cpu().numpy()
+        right[indices] = said == truth[indices]
+    return right, fits
+
+
+if course_utils.ready("format_prompt", "parse_answer"):
+    one_fits = with_examples(trained["decoder (mixture)"][0], splits.test, 1)[1]
+    two_fits = with_examples(trained["decoder (mixture)"][0], splits.test, 2)[1]
+    print(
+        f"context of these decoders: {spec_cfg.max_len} tokens; one worked example fits "
+        f"before {one_fits.mean():.0%} of the test questions, two before {two_fits.mean():.0%}"
+    )
+    print(f"on the {one_fits.sum()} questions where one fits, label-probability accuracy:")
+    print(f"{'decoder':<26}{'no example':>16}{'one example':>16}")
+    for name in ("decoder (sentiment only)", "decoder (mixture)"):
+        cells = []
+        for shots in (0, 1):
+            acc = [with_examples(m, splits.test, shots)[0][one_fits].mean() for m in trained[name]]
+            mean, se = mean_se(acc)
+            cells.append(f"{mean:.1%} ± {se:.1%}")
+        print(f"{name:<26}" + "".join(f"{c:>16}" for c in cells))
 
 # %% [markdown]
 # Try it yourself: type a prompt and the mixture-trained decoder continues it (greedy,
