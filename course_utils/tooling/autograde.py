@@ -76,19 +76,6 @@ def submitted_students(root: Path, lab: str) -> list[str]:
     )
 
 
-def submission_problem(root: Path, lab: str, student: str) -> str:
-    """'' when nbgrader can read every notebook of this submission, else one line saying
-    which file and cell cannot be (nbgrader itself would stop on it with its traceback)."""
-    from .nbgrader_steps import notebook_problem
-
-    folder = Path(root) / "submitted" / student / lab
-    for path in sorted(folder.glob("*.ipynb")):
-        problem = notebook_problem(path, f"{lab}/{path.name}")
-        if problem:
-            return problem
-    return ""
-
-
 def _db_path(root: Path) -> Path:
     return Path(root) / "gradebook.db"
 
@@ -182,23 +169,6 @@ class Worker:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-
-
-def read_scores(root: Path, lab: str, students: list[str]) -> dict[str, tuple[float, float]]:
-    """{student: (code score, max code score)} from the course's gradebook."""
-    from nbgrader.api import Gradebook, MissingEntry
-
-    from .gradebook_lock import gradebook_lock
-
-    scores = {}
-    with gradebook_lock(_db_path(root)), Gradebook(f"sqlite:///{_db_path(root)}") as gb:
-        for student in students:
-            try:
-                sub = gb.find_submission_notebook(lab, lab, student)
-            except MissingEntry:
-                continue
-            scores[student] = (float(sub.code_score), float(sub.max_code_score))
-    return scores
 
 
 def autograde(

@@ -116,6 +116,35 @@ def install() -> None:
 MARK = "@@course-autograde@@ "
 
 
+def submission_problem(root: Path, lab: str, student: str) -> str:
+    """'' when nbgrader can read every notebook of this submission, else one line saying
+    which file and cell cannot be (nbgrader itself would stop on it with its traceback)."""
+    from .nbgrader_steps import notebook_problem
+
+    folder = Path(root) / "submitted" / student / lab
+    for path in sorted(folder.glob("*.ipynb")):
+        problem = notebook_problem(path, f"{lab}/{path.name}")
+        if problem:
+            return problem
+    return ""
+
+
+def read_scores(root: Path, lab: str, students: list[str]) -> dict[str, tuple[float, float]]:
+    """{student: (code score, max code score)} from the course's gradebook."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    db = Path(root) / "gradebook.db"
+    scores = {}
+    with gradebook_lock(db), Gradebook(f"sqlite:///{db}") as gb:
+        for student in students:
+            try:
+                sub = gb.find_submission_notebook(lab, lab, student)
+            except MissingEntry:
+                continue
+            scores[student] = (float(sub.code_score), float(sub.max_code_score))
+    return scores
+
+
 def repair_notes(log: str) -> list[str]:
     """What the course's RepairMetadata repaired in this submission, from nbgrader's log
     (one note a line: an instructor reads them beside the score, not in a log)."""
@@ -133,8 +162,6 @@ def serve(lab: str) -> int:
     install()
     from nbgrader.apps import NbGraderAPI
     from nbgrader.apps.nbgraderapp import NbGraderApp
-
-    from .autograde import read_scores, submission_problem
 
     app = NbGraderApp()
     app.initialize([])  # reads nbgrader_config.py in the working folder, as `nbgrader` does
@@ -183,7 +210,7 @@ def main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     # Run the module by its name, not as ``__main__``: a second copy of this module, imported
-    # by name (``autograde.read_scores`` does), would hold its own lock on the gradebook and
+    # by name by anything the worker loads, would hold its own lock on the gradebook and
     # wait for this copy's forever.
     from course_utils.tooling import gradebook_lock
 
