@@ -671,6 +671,7 @@ check_equal(
 )
 check_equal(parse_answer("sentiment", " positive\n"), "positive", name="parse ' positive\\n'")
 check_equal(parse_answer("dates", " 2026-11-26\nrev"), "2026-11-26", name="parse a date")
+check_equal(parse_answer("sentiment", " not positive"), None, name="a label not at the start")
 print("✓ prompts: visible tests passed")
 
 ### BEGIN HIDDEN TESTS
@@ -694,6 +695,7 @@ for task, generated, expected in [
     ("sentiment", " positively", None),  # not the whole word
     ("sentiment", " pos", None),
     ("sentiment", " the plot", None),
+    ("sentiment", " the plot was negative", None),  # not at the start
     ("sentiment", "", None),
     ("dates", "2026-11-2", None),  # too short
     ("dates", " 26-11-2026", None),  # not ISO
