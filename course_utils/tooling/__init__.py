@@ -14,5 +14,6 @@
   key for hidden cases drawn from the course's grading secret);
 - :mod:`.call_guard`: test cells call the learner's code through a guard that fails a call
   that changed its inputs, and the scan flags functions that read a test's variables;
-- :mod:`.student_copy`: ``student-copy``, the course without solutions and hidden tests.
+- :mod:`.student_copy`: ``student-copy``, the course without solutions and hidden tests;
+- :mod:`.quick_imports`: the command processes leave out jsonschema's slow optional import.
 """

@@ -6,8 +6,8 @@ runs nbgrader's own autograde for that student (what ``nbgrader autograde LAB --
 --force`` runs), which starts a fresh sandboxed kernel for the submission (see
 :mod:`course_utils.tooling.sandbox`). So the scores are those of plain ``nbgrader autograde``,
 and one job gives the same as N. A worker is reused for the next student (starting one costs
-2-3 CPU seconds of imports); one that dies costs its current student only (reported as not
-graded) and is replaced.
+about a CPU second of imports, see :mod:`course_utils.tooling.quick_imports`); one that dies
+costs its current student only (reported as not graded) and is replaced.
 
 Why workers writing into the one gradebook, under a lock, rather than per-student gradebooks
 merged afterwards: nbgrader itself writes every row (submission, grades, comments,

@@ -213,5 +213,8 @@ if __name__ == "__main__":
     # by name by anything the worker loads, would hold its own lock on the gradebook and
     # wait for this copy's forever.
     from course_utils.tooling import gradebook_lock
+    from course_utils.tooling.quick_imports import skip_slow_format_checkers
+
+    skip_slow_format_checkers()  # before nbgrader loads jsonschema: 1.3 CPU s per worker
 
     sys.exit(gradebook_lock.main(sys.argv[1:]))
