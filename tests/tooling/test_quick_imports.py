@@ -6,6 +6,7 @@ and reads which modules it imported; about 6 s in all."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -30,6 +31,15 @@ def imported(stderr: str) -> set[str]:
     }
 
 
+def run_python(code: str) -> str:
+    """Standard output of ``python -c code`` in the repository; fails on a non-zero exit."""
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
 def test_the_slow_package_is_installed_here():
     """Else the tests below could not fail: jsonschema would skip it on its own."""
     pytest.importorskip("rfc3987_syntax", reason="rfc3987-syntax not installed here")
@@ -40,7 +50,7 @@ def test_the_slow_package_is_installed_here():
     assert set(SLOW) <= imported(done.stderr)
 
 
-def test_a_course_command_reads_notebooks_without_it(tmp_path):
+def test_a_course_command_reads_notebooks_without_it():
     pytest.importorskip("rfc3987_syntax", reason="rfc3987-syntax not installed here")
     done = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "course_utils", "release", LAB, "--check"],
@@ -60,7 +70,7 @@ def test_an_autograde_worker_starts_without_it(tmp_path):
     done = subprocess.run(
         [cmd[0], "-X", "importtime", *cmd[1:]],
         cwd=tmp_path, input="", capture_output=True, text=True, timeout=120,
-        env={**__import__("os").environ, "PYTHONPATH": str(ROOT)},
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     names = imported(done.stderr)
@@ -68,7 +78,7 @@ def test_an_autograde_worker_starts_without_it(tmp_path):
     assert not set(SLOW) & names
 
 
-def test_validation_still_works_without_it(tmp_path):
+def test_validation_still_works_without_it():
     """A notebook that breaks nbformat's schema is still refused in such a process."""
     code = (
         "from course_utils.tooling.quick_imports import skip_slow_format_checkers\n"
@@ -84,11 +94,7 @@ def test_validation_still_works_without_it(tmp_path):
         "except nbformat.ValidationError:\n"
         "    print('refused')\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip() == "refused"
+    assert run_python(code).strip() == "refused"
 
 
 def test_it_changes_nothing_once_jsonschema_is_loaded():
@@ -97,8 +103,4 @@ def test_it_changes_nothing_once_jsonschema_is_loaded():
         "from course_utils.tooling.quick_imports import skip_slow_format_checkers\n"
         "print(skip_slow_format_checkers(), sys.modules.get('rfc3987_syntax', 'absent') is None)\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.split() == ["False", "False"]
+    assert run_python(code).split() == ["False", "False"]
